@@ -1,0 +1,110 @@
+"""Mails in and out, stored whole (raw bytes) so nothing a reporter sent is ever lost."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import aiosqlite
+
+
+@dataclass(frozen=True)
+class StoredMail:
+    id: int
+    direction: str
+    message_id: str
+    case_id: str | None
+    subject: str
+    from_address: str | None
+    to_address: str | None
+
+
+async def find_incoming(conn: aiosqlite.Connection, message_id: str) -> StoredMail | None:
+    async with conn.execute(
+        "SELECT id, direction, message_id, case_id, subject, from_address, to_address"
+        " FROM mails WHERE direction = 'in' AND message_id = ?",
+        (message_id,),
+    ) as cur:
+        row = await cur.fetchone()
+    return StoredMail(*row) if row else None
+
+
+async def case_for_message_ids(conn: aiosqlite.Connection, message_ids: list[str]) -> str | None:
+    """The case of any stored mail (in or out) among `message_ids`, latest reference first."""
+    for message_id in reversed(message_ids):
+        async with conn.execute(
+            "SELECT case_id FROM mails WHERE message_id = ? AND case_id IS NOT NULL LIMIT 1",
+            (message_id,),
+        ) as cur:
+            row = await cur.fetchone()
+        if row:
+            return str(row[0])
+    return None
+
+
+async def insert_mail(
+    conn: aiosqlite.Connection,
+    *,
+    direction: str,
+    message_id: str,
+    case_id: str | None,
+    source: str,
+    raw: bytes,
+    subject: str,
+    from_address: str | None,
+    to_address: str | None,
+    sent_date: str | None,
+    stored_at: str,
+    language: str | None = None,
+    is_automatic: bool = False,
+    problems: list[str] | None = None,
+    thread_ids: list[str] | None = None,
+) -> int:
+    cur = await conn.execute(
+        "INSERT INTO mails (direction, message_id, case_id, source, raw, subject, from_address,"
+        " to_address, sent_date, stored_at, language, is_automatic, problems,"
+        " thread_ids) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            direction,
+            message_id,
+            case_id,
+            source,
+            raw,
+            subject,
+            from_address,
+            to_address,
+            sent_date,
+            stored_at,
+            language,
+            int(is_automatic),
+            json.dumps(problems or []),
+            json.dumps(thread_ids or []),
+        ),
+    )
+    assert cur.lastrowid is not None
+    return cur.lastrowid
+
+
+async def raw_mail(conn: aiosqlite.Connection, mail_id: int) -> bytes | None:
+    async with conn.execute("SELECT raw FROM mails WHERE id = ?", (mail_id,)) as cur:
+        row = await cur.fetchone()
+    return bytes(row[0]) if row else None
+
+
+async def message_id_of(conn: aiosqlite.Connection, mail_id: int) -> str | None:
+    async with conn.execute("SELECT message_id FROM mails WHERE id = ?", (mail_id,)) as cur:
+        row = await cur.fetchone()
+    return str(row[0]) if row else None
+
+
+async def references_of(conn: aiosqlite.Connection, mail_id: int) -> list[str]:
+    """The References chain a reply to this mail should carry (its own Message-ID last)."""
+    async with conn.execute(
+        "SELECT message_id, thread_ids FROM mails WHERE id = ?", (mail_id,)
+    ) as cur:
+        row = await cur.fetchone()
+    if row is None:
+        return []
+    own = str(row[0])
+    earlier = [ref for ref in json.loads(row[1]) if ref != own]
+    return earlier + [own]

@@ -1,0 +1,112 @@
+"""The persisted outbox: every Matrix post and every mail is written here before it is sent.
+
+An item is keyed by an idempotency key chosen by the code that creates it (for example
+`reply:<command event id>`), so enqueuing the same thing twice stores it once; the sender
+marks it sent in the same place, so a crash between any two steps neither loses nor repeats it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import aiosqlite
+
+Channel = Literal["matrix", "mail"]
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    idem_key: str
+    channel: Channel
+    case_id: str | None
+    payload: dict[str, Any]
+    attempts: int
+
+
+async def enqueue(
+    conn: aiosqlite.Connection,
+    *,
+    idem_key: str,
+    channel: Channel,
+    case_id: str | None,
+    payload: dict[str, Any],
+    now: datetime,
+    priority: int = 1,
+) -> bool:
+    """Store an item unless one with the same key exists; True when it was new.
+
+    Lower `priority` goes first; within a priority, the order of enqueueing holds.
+    """
+    cur = await conn.execute(
+        "INSERT INTO outbox (idem_key, channel, priority, case_id, payload, next_attempt_at,"
+        " created_at) VALUES (?,?,?,?,?,?,?) ON CONFLICT (idem_key) DO NOTHING",
+        (
+            idem_key,
+            channel,
+            priority,
+            case_id,
+            json.dumps(payload),
+            now.isoformat(),
+            now.isoformat(),
+        ),
+    )
+    return cur.rowcount == 1
+
+
+async def due(
+    conn: aiosqlite.Connection, channel: Channel, now: datetime, limit: int = 50
+) -> list[OutboxItem]:
+    async with conn.execute(
+        "SELECT id, idem_key, channel, case_id, payload, attempts FROM outbox"
+        " WHERE state = 'pending' AND channel = ? AND next_attempt_at <= ?"
+        " ORDER BY priority, id LIMIT ?",
+        (channel, now.isoformat(), limit),
+    ) as cur:
+        rows = await cur.fetchall()
+    return [OutboxItem(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5]) for row in rows]
+
+
+async def next_due_at(conn: aiosqlite.Connection, channel: Channel) -> datetime | None:
+    async with conn.execute(
+        "SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'pending' AND channel = ?",
+        (channel,),
+    ) as cur:
+        row = await cur.fetchone()
+    return datetime.fromisoformat(row[0]) if row and row[0] else None
+
+
+async def mark_sent(
+    conn: aiosqlite.Connection, item_id: int, result: str | None, now: datetime
+) -> None:
+    await conn.execute(
+        "UPDATE outbox SET state = 'sent', result = ?, sent_at = ?, attempts = attempts + 1,"
+        " last_error = NULL WHERE id = ?",
+        (result, now.isoformat(), item_id),
+    )
+
+
+async def mark_retry(
+    conn: aiosqlite.Connection, item_id: int, error: str, next_attempt_at: datetime
+) -> None:
+    await conn.execute(
+        "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?"
+        " WHERE id = ?",
+        (error[:500], next_attempt_at.isoformat(), item_id),
+    )
+
+
+async def mark_failed(conn: aiosqlite.Connection, item_id: int, error: str) -> None:
+    await conn.execute(
+        "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ? WHERE id = ?",
+        (error[:500], item_id),
+    )
+
+
+async def pending_count(conn: aiosqlite.Connection) -> int:
+    async with conn.execute("SELECT COUNT(*) FROM outbox WHERE state = 'pending'") as cur:
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
