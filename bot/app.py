@@ -1,0 +1,153 @@
+"""Wiring: builds every part from the config and runs them until asked to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from nio import Event, MegolmEvent, RoomMessageText
+
+from bot.clock import Clock, SystemClock
+from bot.config import Config
+from bot.failpoints import Failpoints
+from bot.imap_source import ImapSource
+from bot.mail_intake import MailIntake
+from bot.mail_out import ReporterMailer, SmtpSender
+from bot.matrix import MatrixAdapter, MatrixFatalError
+from bot.outbox_worker import MailHandler, MatrixHandler, OutboxWorker
+from bot.pgp import Pgp
+from bot.posts import Post, post_to_room
+from bot.services import Services, calendar_rules
+from bot.sla import WorkingCalendar
+from commands import build_registry
+from commands.dispatch import CommandDispatcher, IncomingMessage
+from storage.db import Database
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_CONFIG = 78  # EX_CONFIG: the bot must not run as configured (e.g. unencrypted room)
+
+
+def make_pgp(config: Config) -> Pgp:
+    return Pgp(
+        config.pgp.gnupg_home,
+        config.pgp.key_fingerprint,
+        config.pgp.passphrase.get_secret_value(),
+    )
+
+
+def make_calendar(config: Config) -> WorkingCalendar:
+    return WorkingCalendar(calendar_rules(config.policy))
+
+
+def make_intake(db: Database, config: Config, clock: Clock, failpoints: Failpoints) -> MailIntake:
+    return MailIntake(db, config, make_calendar(config), make_pgp(config), clock, failpoints)
+
+
+class App:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Clock | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.failpoints = Failpoints(environ)
+
+    async def run(self, stop: asyncio.Event) -> int:
+        config = self.config
+        db = await Database.open(config.storage.path)
+        pgp = make_pgp(config)
+        calendar = make_calendar(config)
+        services = Services(config, calendar, ReporterMailer(config, pgp))
+        intake = MailIntake(db, config, calendar, pgp, self.clock, self.failpoints)
+        matrix = MatrixAdapter(config.matrix, db, self._on_event)
+        self._matrix = matrix
+        self._db = db
+        worker = OutboxWorker(
+            db,
+            self.clock,
+            self.failpoints,
+            {
+                "matrix": MatrixHandler(config, db, matrix),
+                "mail": MailHandler(SmtpSender(config)),
+            },
+        )
+        self.worker = worker
+        intake.on_stored = worker.wake
+        self._dispatcher = CommandDispatcher(
+            build_registry(), db, services, self.clock, self.failpoints, worker.wake
+        )
+        imap = ImapSource(config.imap, db, intake)
+        tasks: list[asyncio.Task[Any]] = []
+        try:
+            await matrix.start()
+            tasks = [
+                asyncio.create_task(matrix.sync_forever(stop), name="matrix-sync"),
+                asyncio.create_task(worker.run(stop), name="outbox"),
+                asyncio.create_task(imap.run(), name="imap"),
+            ]
+            stopper = asyncio.create_task(stop.wait(), name="stop")
+            done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not stopper and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+            stopper.cancel()
+            return EXIT_OK
+        except MatrixFatalError as exc:
+            log.error("%s", exc)
+            return EXIT_CONFIG
+        finally:
+            stop.set()
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            await matrix.close()
+            await db.close()
+            log.info("cvdbot stopped")
+
+    async def _on_event(self, room_id: str, event: Event) -> None:
+        if isinstance(event, RoomMessageText):
+            relates = event.source.get("content", {}).get("m.relates_to") or {}
+            thread_root = relates.get("event_id") if relates.get("rel_type") == "m.thread" else None
+            await self._dispatcher.handle(
+                IncomingMessage(
+                    room_id=room_id,
+                    event_id=event.event_id,
+                    sender=event.sender,
+                    body=event.body,
+                    sent_at=datetime.fromtimestamp(event.server_timestamp / 1000, UTC),
+                    thread_root=thread_root,
+                )
+            )
+        elif isinstance(event, MegolmEvent):
+            await self._undecryptable(room_id, event)
+
+    async def _undecryptable(self, room_id: str, event: MegolmEvent) -> None:
+        log.warning(
+            "could not decrypt %s from %s; requesting the key", event.event_id, event.sender
+        )
+        await self._matrix.request_key(event)
+        text = (
+            f"🔒 I could not decrypt a message from {event.sender} (session "
+            f"{event.session_id[:8]}…) and have asked for its key. If it was a command, "
+            "please send it again in a moment."
+        )
+        async with self._db.transaction() as conn:
+            await post_to_room(
+                conn,
+                room_id,
+                Post.text(text),
+                idem_key=f"undecryptable:{event.event_id}",
+                now=self.clock.now(),
+            )
+        self.worker.wake()

@@ -1,0 +1,166 @@
+"""The `cvdbot` command line: run, check-config, ingest, deadlines, transcript."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sqlite3
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from bot.config import Config, ConfigError, load_config
+
+log = logging.getLogger("cvdbot")
+
+EX_OK = 0
+EX_USAGE = 2
+EX_DATAERR = 65
+EX_TEMPFAIL = 75
+
+
+def _setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # nio logs event contents at DEBUG and noisy warnings about unverified devices at INFO.
+    for noisy in ("nio", "peewee", "aiosqlite", "aioimaplib", "gnupg", "mail.log"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _load(path: str) -> Config:
+    try:
+        return load_config(Path(path), os.environ)
+    except ConfigError as exc:
+        print(f"{path}: the configuration has problems:\n{exc.format()}", file=sys.stderr)
+        raise SystemExit(EX_USAGE) from exc
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    _load(args.config)
+    print(f"{args.config}: configuration is valid")
+    return EX_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bot.app import App
+
+    config = _load(args.config)
+    _setup_logging(args.verbose)
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        log.info("cvdbot starting")
+        return await App(config, environ=os.environ).run(stop)
+
+    return asyncio.run(main())
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from bot.app import make_intake
+    from bot.clock import SystemClock
+    from bot.failpoints import Failpoints
+    from bot.mail_parse import NotAMailError
+    from storage.db import Database
+
+    config = _load(args.config)
+    _setup_logging(args.verbose)
+    if args.file in (None, "-"):
+        raw = sys.stdin.buffer.read()
+    else:
+        raw = Path(args.file).read_bytes()
+
+    async def main() -> int:
+        try:
+            db = await Database.open(config.storage.path)
+        except (OSError, sqlite3.Error) as exc:
+            log.error("cannot open the database (%s); the MTA should retry", exc)
+            return EX_TEMPFAIL
+        try:
+            intake = make_intake(db, config, SystemClock(), Failpoints(os.environ))
+            result = await intake.ingest(raw, source="pipe")
+        except NotAMailError as exc:
+            log.error("not a mail message: %s", exc)
+            return EX_DATAERR
+        except (OSError, sqlite3.Error) as exc:
+            log.error("could not store the mail (%s); the MTA should retry", exc)
+            return EX_TEMPFAIL
+        finally:
+            await db.close()
+        print(f"{result.outcome.value} {result.case_id or '-'}")
+        return EX_OK
+
+    return asyncio.run(main())
+
+
+def cmd_deadlines(args: argparse.Namespace) -> int:
+    from bot.app import make_calendar
+    from bot.sla import case_deadlines, format_deadlines_lines
+
+    config = _load(args.config)
+    calendar = make_calendar(config)
+    try:
+        received = datetime.fromisoformat(args.received)
+    except ValueError:
+        print(f"--received: {args.received!r} is not an ISO 8601 time", file=sys.stderr)
+        return EX_USAGE
+    if received.tzinfo is None:
+        # A time without offset is read as the policy's local time, as a person means it.
+        received = received.replace(tzinfo=ZoneInfo(config.policy.timezone))
+    policy = config.policy
+    deadlines = case_deadlines(
+        calendar,
+        received.astimezone(UTC),
+        acknowledge_days=policy.acknowledge_within_working_days,
+        assess_days=policy.assess_within_working_days,
+        fix_days=policy.fix_within_days,
+    )
+    for line in format_deadlines_lines(deadlines, calendar.tz):
+        print(line)
+    return EX_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cvdbot",
+        description="Coordinated Vulnerability Disclosure from an encrypted Matrix room.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(name: str, help_text: str) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        command.add_argument("--config", required=True, help="path to the YAML configuration")
+        command.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+        return command
+
+    with_config("run", "run the bot until SIGTERM or SIGINT").set_defaults(func=cmd_run)
+    with_config("check-config", "validate the configuration and list every problem").set_defaults(
+        func=cmd_check_config
+    )
+    ingest = with_config("ingest", "store one RFC 5322 message (MTA pipe transport)")
+    ingest.add_argument("file", nargs="?", help="the message file, or - for standard input")
+    ingest.set_defaults(func=cmd_ingest)
+    deadlines = with_config("deadlines", "print each promise's deadline for a receipt time")
+    deadlines.add_argument(
+        "--received", required=True, help="receipt time, ISO 8601 (local time if no offset)"
+    )
+    deadlines.set_defaults(func=cmd_deadlines)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

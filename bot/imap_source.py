@@ -1,0 +1,192 @@
+"""The mailbox side: reads new mail from IMAP with IDLE (polling where IDLE is missing).
+
+The folder's UIDVALIDITY and the last UID ingested are stored after each mail, so a restart
+neither skips nor repeats one; should the server renumber the folder (a new UIDVALIDITY), the
+folder is read again from the start and Message-ID deduplication keeps that harmless.
+Mail is read with BODY.PEEK and left in place: the mailbox stays the team's own record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import ssl
+from datetime import datetime
+
+import aioimaplib
+
+from bot.config import ImapConfig
+from bot.mail_intake import MailIntake
+from bot.mail_parse import NotAMailError
+from storage import sync_state
+from storage.db import Database
+
+log = logging.getLogger(__name__)
+
+IDLE_RENEW_SECONDS = 25 * 60  # RFC 2177: re-issue IDLE before the server's 30 minutes
+POLL_SECONDS = 30.0
+_UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)")
+_INTERNALDATE = re.compile(rb'INTERNALDATE "([^"]+)"')
+
+
+class ImapError(Exception):
+    pass
+
+
+def _ok(response: aioimaplib.Response, what: str) -> aioimaplib.Response:
+    if response.result != "OK":
+        raise ImapError(f"IMAP {what} failed: {response.result}")
+    return response
+
+
+class ImapSource:
+    def __init__(self, config: ImapConfig, db: Database, intake: MailIntake) -> None:
+        self._config = config
+        self._db = db
+        self._intake = intake
+        self.connected = asyncio.Event()
+
+    async def run(self) -> None:
+        """Read mail until cancelled, reconnecting with back-off after any failure."""
+        backoff = 1.0
+        while True:
+            try:
+                await self._session()
+            except (OSError, TimeoutError, ImapError, aioimaplib.Abort) as exc:
+                self.connected.clear()
+                log.warning("IMAP connection lost (%s); reconnecting in %.0f s", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 120)
+            else:
+                backoff = 1.0
+
+    async def _connect(self) -> aioimaplib.IMAP4:
+        config = self._config
+        if config.security == "tls":
+            imap: aioimaplib.IMAP4 = aioimaplib.IMAP4_SSL(
+                host=config.host, port=config.port, ssl_context=ssl.create_default_context()
+            )
+        else:
+            imap = aioimaplib.IMAP4(host=config.host, port=config.port, timeout=30)
+        await imap.wait_hello_from_server()
+        if config.security == "starttls":
+            await _starttls(imap, config.host)
+        _ok(await imap.login(config.username, config.password.get_secret_value()), "login")
+        return imap
+
+    async def _session(self) -> None:
+        imap = await self._connect()
+        try:
+            selected = _ok(await imap.select(self._config.folder), "select")
+            uidvalidity = _uidvalidity(selected.lines)
+            self.connected.set()
+            log.info("IMAP connected to %s:%s", self._config.host, self._config.port)
+            idle = "IDLE" in imap.protocol.capabilities
+            while True:
+                await self._fetch_new(imap, uidvalidity)
+                if idle:
+                    await self._idle(imap)
+                else:
+                    await asyncio.sleep(POLL_SECONDS)
+        finally:
+            self.connected.clear()
+            try:
+                await asyncio.wait_for(imap.logout(), 5)
+            except (OSError, TimeoutError, aioimaplib.Abort, asyncio.CancelledError):
+                pass
+
+    async def _idle(self, imap: aioimaplib.IMAP4) -> None:
+        idle_task = await imap.idle_start(timeout=IDLE_RENEW_SECONDS)
+        try:
+            while imap.has_pending_idle():
+                pushed = await imap.wait_server_push(timeout=IDLE_RENEW_SECONDS + 60)
+                if pushed == aioimaplib.STOP_WAIT_SERVER_PUSH or any(
+                    b"EXISTS" in line for line in pushed if isinstance(line, bytes)
+                ):
+                    break
+        finally:
+            if imap.has_pending_idle():
+                imap.idle_done()
+            await asyncio.wait_for(idle_task, 30)
+
+    async def _fetch_new(self, imap: aioimaplib.IMAP4, uidvalidity: int) -> None:
+        folder = self._config.folder
+        async with self._db.transaction() as conn:
+            position = await sync_state.imap_position(conn, folder)
+        last_uid = 0
+        if position is not None:
+            stored_validity, last_uid = position
+            if stored_validity != uidvalidity:
+                log.warning(
+                    "UIDVALIDITY of %s changed (%s -> %s): reading the folder again; "
+                    "mails already stored are recognised by Message-ID",
+                    folder,
+                    stored_validity,
+                    uidvalidity,
+                )
+                last_uid = 0
+        search = _ok(await imap.uid_search(f"UID {last_uid + 1}:*", charset=None), "search")
+        uids = sorted(uid for line in search.lines[:-1] for uid in _ints(line) if uid > last_uid)
+        for uid in uids:
+            fetched = _ok(await imap.uid("fetch", str(uid), "(INTERNALDATE BODY.PEEK[])"), "fetch")
+            raw, received = _fetched_message(fetched.lines)
+            if raw is None:
+                log.warning("IMAP UID %s returned no message body; skipped", uid)
+            else:
+                try:
+                    await self._intake.ingest(raw, source="imap", received_at=received)
+                except NotAMailError as exc:
+                    # Still in the mailbox for a human to look at; nothing to open a case on.
+                    log.warning("IMAP UID %s is not a mail message (%s); left in place", uid, exc)
+            async with self._db.transaction() as conn:
+                await sync_state.set_imap_position(conn, folder, uidvalidity, uid)
+
+
+async def _starttls(imap: aioimaplib.IMAP4, host: str) -> None:
+    """Upgrade a plain connection (aioimaplib has no STARTTLS of its own)."""
+    protocol = imap.protocol
+    _ok(
+        await protocol.execute(
+            aioimaplib.Command("STARTTLS", protocol.new_tag(), loop=protocol.loop)
+        ),
+        "STARTTLS",
+    )
+    loop = asyncio.get_running_loop()
+    protocol.transport = await loop.start_tls(
+        protocol.transport, protocol, ssl.create_default_context(), server_hostname=host
+    )
+    await protocol.capability()
+
+
+def _uidvalidity(lines: list[bytes]) -> int:
+    for line in lines:
+        if isinstance(line, bytes | bytearray):
+            match = _UIDVALIDITY.search(line)
+            if match:
+                return int(match.group(1))
+    raise ImapError("the server sent no UIDVALIDITY")
+
+
+def _ints(line: bytes | bytearray) -> list[int]:
+    return [int(word) for word in bytes(line).split() if word.isdigit()]
+
+
+def _fetched_message(lines: list[bytes]) -> tuple[bytes | None, datetime | None]:
+    raw = None
+    received = None
+    for line in lines:
+        if isinstance(line, bytearray) and raw is None:
+            raw = bytes(line)
+        elif isinstance(line, bytes) and received is None:
+            match = _INTERNALDATE.search(line)
+            if match:
+                received = _parse_internaldate(match.group(1).decode("ascii", "replace"))
+    return raw, received
+
+
+def _parse_internaldate(value: str) -> datetime | None:
+    try:
+        return datetime.strptime(value.strip(), "%d-%b-%Y %H:%M:%S %z")
+    except ValueError:
+        return None

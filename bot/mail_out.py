@@ -1,0 +1,177 @@
+"""Mail to reporters: rendered from the templates, signed (and encrypted when we hold the
+reporter's key), stored, and queued in the outbox; the SMTP sender delivers the queue.
+
+The mail is built once, when the team's command is accepted, and stored as the exact bytes to
+send: a retry after an outage or a crash sends the same message with the same Message-ID.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import ssl
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email import policy
+from typing import Literal
+
+import aiosmtplib
+import aiosqlite
+
+from bot.config import Config
+from bot.lifecycle import Case
+from bot.pgp import Pgp
+from bot.reporter_mail import MailKind, ReporterMailContext, build_reporter_mail, new_message_id
+from storage import mails, outbox
+
+log = logging.getLogger(__name__)
+
+KIND_LABELS: dict[str, str] = {
+    "ack": "receipt confirmation",
+    "assessment": "assessment",
+    "fixed": "fix notice",
+    "more_info": "request for more information",
+}
+
+
+@dataclass(frozen=True)
+class QueuedMail:
+    note: str  # what the thread is told
+    queued: bool
+
+
+class ReporterMailer:
+    def __init__(self, config: Config, pgp: Pgp) -> None:
+        self._config = config
+        self._pgp = pgp
+
+    async def enqueue(
+        self,
+        conn: aiosqlite.Connection,
+        case: Case,
+        kind: MailKind,
+        *,
+        idem_key: str,
+        now: datetime,
+    ) -> QueuedMail:
+        label = KIND_LABELS[kind]
+        if case.reporter_address is None:
+            return QueuedMail(
+                f"No {label} mail: the reporter left no address (anonymous report).", False
+            )
+        in_reply_to = None
+        references: list[str] = []
+        if case.report_mail_id is not None:
+            references = await mails.references_of(conn, case.report_mail_id)
+            in_reply_to = references[-1] if references else None
+        language: Literal["nl", "en"] = "nl" if case.language == "nl" else "en"
+        context = ReporterMailContext(
+            case_id=case.id,
+            report_subject=case.subject,
+            reporter_name=case.reporter_name,
+            received_at=case.received_at,
+            assess_due=case.assess_due,
+            fix_due=case.fix_due,
+            timezone=self._config.policy.timezone,
+            severity=case.severity,
+            cvss_vector=case.cvss_vector,
+            text=case.fix_text if kind == "fixed" else case.assessment_text,
+            assess_within_working_days=self._config.policy.assess_within_working_days,
+            fix_within_days=self._config.policy.fix_within_days,
+        )
+        message_id = new_message_id(self._config.smtp.from_domain)
+        message = build_reporter_mail(
+            kind=kind,
+            language=language,
+            ctx=context,
+            from_address=self._config.smtp.from_address,
+            to_address=case.reporter_address,
+            in_reply_to=in_reply_to,
+            references=references,
+            message_id=message_id,
+            date=now,
+        )
+        key = await asyncio.to_thread(self._pgp.key_for_address, case.reporter_address)
+        if key:
+            message = await asyncio.to_thread(self._pgp.encrypt_mime, message, [key])
+            protection = "PGP-encrypted and signed"
+        else:
+            message = await asyncio.to_thread(self._pgp.sign_mime, message)
+            protection = "signed, not encrypted: no key of the reporter's is known"
+        raw = message.as_bytes(policy=policy.SMTP)
+        await mails.insert_mail(
+            conn,
+            direction="out",
+            message_id=message_id,
+            case_id=case.id,
+            source="outbox",
+            raw=raw,
+            subject=str(message["Subject"]),
+            from_address=self._config.smtp.from_address,
+            to_address=case.reporter_address,
+            sent_date=now.isoformat(),
+            stored_at=now.isoformat(),
+            language=language,
+            thread_ids=references,
+        )
+        await outbox.enqueue(
+            conn,
+            idem_key=idem_key,
+            channel="mail",
+            case_id=case.id,
+            payload={
+                "kind": kind,
+                "label": label,
+                "from": self._config.smtp.from_address,
+                "to": case.reporter_address,
+                "message_id": message_id,
+                "raw": base64.b64encode(raw).decode("ascii"),
+                "protection": protection,
+            },
+            now=now,
+        )
+        return QueuedMail(f"The {label} mail to the reporter is queued ({protection}).", True)
+
+
+class SmtpDeliveryError(Exception):
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Back off 1, 2, 4 … seconds, at most a minute, so a short outage costs little."""
+    return timedelta(seconds=min(2 ** max(attempts, 0), 60))
+
+
+class SmtpSender:
+    def __init__(self, config: Config) -> None:
+        self._config = config.smtp
+
+    async def deliver(self, sender: str, recipient: str, raw: bytes) -> None:
+        smtp = self._config
+        tls_context = ssl.create_default_context()
+        try:
+            await aiosmtplib.send(
+                raw,
+                sender=sender,
+                recipients=[recipient],
+                hostname=smtp.host,
+                port=smtp.port,
+                username=smtp.username,
+                password=smtp.password.get_secret_value() if smtp.password else None,
+                use_tls=smtp.security == "tls",
+                start_tls=True if smtp.security == "starttls" else False,
+                tls_context=tls_context,
+                timeout=30,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            permanent = all(500 <= error.code < 600 for error in exc.recipients)
+            raise SmtpDeliveryError(f"recipient refused: {exc}", retryable=not permanent) from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            raise SmtpDeliveryError(
+                f"SMTP {exc.code}: {exc.message}", retryable=not 500 <= exc.code < 600
+            ) from exc
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            raise SmtpDeliveryError(f"{type(exc).__name__}: {exc}", retryable=True) from exc

@@ -1,0 +1,301 @@
+"""The Matrix side: a matrix-nio E2EE client with a stable device, the sync loop, and sends.
+
+The crypto identity must survive restarts: the first start logs in with the password and
+saves the access token and device ID next to the key store; every later start restores them
+instead of logging in again (a new login would be a new device that nobody's client trusts
+and that cannot read earlier room keys). The client is never logged out on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nio import (
+    AsyncClient,
+    AsyncClientConfig,
+    Event,
+    InviteMemberEvent,
+    JoinError,
+    LoginResponse,
+    MegolmEvent,
+    RoomSendResponse,
+    SyncError,
+    SyncResponse,
+)
+
+from bot.config import MatrixConfig
+from storage import sync_state
+from storage.db import Database
+
+log = logging.getLogger(__name__)
+
+SYNC_TOKEN_KEY = "matrix.next_batch"  # noqa: S105 - a storage key name, not a secret
+SYNC_TIMEOUT_MS = 30_000
+# nio's default sync returns at most 10 timeline events per room: a burst of commands would
+# lose its oldest. Ask for many more, and no presence (the bot has no use for it).
+SYNC_FILTER: dict[str, Any] = {
+    "room": {"timeline": {"limit": 500}, "state": {"lazy_load_members": False}},
+    "presence": {"not_types": ["*"]},
+    "account_data": {"not_types": ["*"]},
+}
+
+EventHandler = Callable[[str, Event], Awaitable[None]]
+
+
+class MatrixFatalError(Exception):
+    """A condition the bot must not run under (for example an unencrypted case room)."""
+
+
+class MatrixSendError(Exception):
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class Session:
+    user_id: str
+    device_id: str
+    access_token: str
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+class MatrixAdapter:
+    def __init__(self, config: MatrixConfig, db: Database, on_event: EventHandler) -> None:
+        self._config = config
+        self._db = db
+        self._on_event = on_event
+        self._store = Path(config.store_path)
+        self.client: AsyncClient | None = None
+        self.case_room_ready = asyncio.Event()
+        # One key operation at a time: the sync loop and a send can both claim keys, and two
+        # concurrent claims for one device would open two Olm sessions for it.
+        self._keys_lock = asyncio.Lock()
+
+    # -- identity ---------------------------------------------------------------------------
+
+    @property
+    def _session_file(self) -> Path:
+        return self._store / "session.json"
+
+    def _pickle_key(self) -> str:
+        # The key store's pickles are encrypted with this; it lives beside the store so a
+        # restart can read it, and is private so other local users cannot.
+        path = self._store / "pickle.key"
+        if not path.exists():
+            _write_private(path, secrets.token_urlsafe(32))
+        return path.read_text(encoding="utf-8").strip()
+
+    def _load_session(self) -> Session | None:
+        if not self._session_file.exists():
+            return None
+        data = json.loads(self._session_file.read_text(encoding="utf-8"))
+        session = Session(data["user_id"], data["device_id"], data["access_token"])
+        if session.user_id != self._config.user_id:
+            raise MatrixFatalError(
+                f"the store at {self._store} belongs to {session.user_id}, not "
+                f"{self._config.user_id}; point matrix.store_path at this account's store"
+            )
+        return session
+
+    async def start(self) -> None:
+        """Log in or restore the device, upload keys, and run the first sync."""
+        self._store.mkdir(parents=True, exist_ok=True)
+        os.chmod(self._store, 0o700)
+        client_config = AsyncClientConfig(
+            encryption_enabled=True,
+            store_sync_tokens=False,  # our own database holds the token, see _save_token
+            pickle_key=self._pickle_key(),
+            max_limit_exceeded=None,
+            max_timeouts=None,
+        )
+        session = self._load_session()
+        client = AsyncClient(
+            self._config.homeserver,
+            self._config.user_id,
+            device_id=session.device_id if session else None,
+            store_path=str(self._store),
+            config=client_config,
+        )
+        self.client = client
+        if session:
+            client.restore_login(session.user_id, session.device_id, session.access_token)
+            log.info("restored Matrix device %s", session.device_id)
+        else:
+            response = await client.login(
+                self._config.password.get_secret_value(), device_name=self._config.device_name
+            )
+            if not isinstance(response, LoginResponse):
+                raise MatrixFatalError(f"Matrix login failed: {response}")
+            _write_private(
+                self._session_file,
+                json.dumps(
+                    {
+                        "user_id": response.user_id,
+                        "device_id": response.device_id,
+                        "access_token": response.access_token,
+                    }
+                ),
+            )
+            log.info("logged in to Matrix as new device %s", response.device_id)
+        if client.should_upload_keys:
+            await client.keys_upload()
+        await self._first_sync()
+
+    async def _first_sync(self) -> None:
+        assert self.client is not None
+        async with self._db.transaction() as conn:
+            token = await sync_state.get_value(conn, SYNC_TOKEN_KEY)
+        # full_state: nio keeps room state only in memory, so every start needs it again.
+        response = await self.client.sync(
+            timeout=0, sync_filter=SYNC_FILTER, since=token, full_state=True
+        )
+        if isinstance(response, SyncError):
+            raise MatrixFatalError(f"first Matrix sync failed: {response.message}")
+        # Without a token this is the bot's very first start: what happened before it joined
+        # is history, not commands for it. With a token, what arrived while it was down counts.
+        await self._process(response, run_timeline=token is not None)
+
+    # -- sync -------------------------------------------------------------------------------
+
+    async def sync_forever(self, stop: asyncio.Event) -> None:
+        assert self.client is not None
+        backoff = 1.0
+        while not stop.is_set():
+            response = await self.client.sync(timeout=SYNC_TIMEOUT_MS, sync_filter=SYNC_FILTER)
+            if isinstance(response, SyncError):
+                log.warning(
+                    "Matrix sync failed (%s); retrying in %.0f s", response.message, backoff
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 60)
+                continue
+            backoff = 1.0
+            await self._process(response, run_timeline=True)
+            await self._housekeeping()
+
+    async def _housekeeping(self) -> None:
+        """What nio's sync_forever does between syncs: to-device messages and key upkeep."""
+        client = self.client
+        assert client is not None
+        async with self._keys_lock:
+            await client.send_to_device_messages()
+            if client.should_upload_keys:
+                await client.keys_upload()
+            if client.should_query_keys:
+                await client.keys_query()
+            if client.should_claim_keys:
+                await client.keys_claim(client.get_users_for_key_claiming())
+
+    async def _process(self, response: SyncResponse, *, run_timeline: bool) -> None:
+        for room_id, invite in response.rooms.invite.items():
+            await self._handle_invite(room_id, invite.invite_state)
+        if run_timeline:
+            for room_id, joined in response.rooms.join.items():
+                if joined.timeline.limited and self._config.case_room == room_id:
+                    log.warning(
+                        "the sync of the case room skipped events (a gap); "
+                        "commands in the gap are not run"
+                    )
+                for event in joined.timeline.events:
+                    if event.sender == self._config.user_id:
+                        continue
+                    await self._on_event(room_id, event)
+        # The token is saved only after every event of the batch was handled: a crash
+        # before this point replays the batch, and handled_events keeps that harmless.
+        async with self._db.transaction() as conn:
+            await sync_state.set_value(conn, SYNC_TOKEN_KEY, response.next_batch)
+        self._check_case_room()
+
+    async def _handle_invite(self, room_id: str, invite_state: list[Any]) -> None:
+        assert self.client is not None
+        inviter = None
+        for event in invite_state:
+            if (
+                isinstance(event, InviteMemberEvent)
+                and event.state_key == self._config.user_id
+                and event.membership == "invite"
+            ):
+                inviter = event.sender
+        allowed_rooms = {self._config.case_room, self._config.digest_room}
+        allowed_people = set(self._config.team) | set(self._config.managers)
+        if room_id not in allowed_rooms or inviter not in allowed_people:
+            log.info("ignoring invite to %s from %s", room_id, inviter)
+            return
+        response = await self.client.join(room_id)
+        if isinstance(response, JoinError):
+            log.warning("could not join %s: %s", room_id, response.message)
+        else:
+            log.info("joined %s on the invite of %s", room_id, inviter)
+
+    def _check_case_room(self) -> None:
+        assert self.client is not None
+        room = self.client.rooms.get(self._config.case_room)
+        if room is None:
+            return  # not invited yet: posts wait in the outbox until the bot is in the room
+        if not room.encrypted:
+            raise MatrixFatalError(
+                f"case_room {self._config.case_room} is not end-to-end encrypted; cvdbot never "
+                "posts report contents into such a room. Enable encryption in the room or "
+                "configure an encrypted room."
+            )
+        if not self.case_room_ready.is_set():
+            log.info("case room %s is joined and encrypted: ready", self._config.case_room)
+            self.case_room_ready.set()
+
+    def room_is_encrypted(self, room_id: str) -> bool:
+        assert self.client is not None
+        room = self.client.rooms.get(room_id)
+        return room is not None and room.encrypted
+
+    # -- send -------------------------------------------------------------------------------
+
+    async def send(self, room_id: str, content: dict[str, Any], txn_id: str) -> str:
+        """Send one message; the same `txn_id` from this device is deduplicated by Synapse."""
+        client = self.client
+        assert client is not None
+        if room_id not in client.rooms:
+            raise MatrixSendError(f"not joined to {room_id} (yet)")
+        async with self._keys_lock:
+            try:
+                if client.should_query_keys:
+                    await client.keys_query()
+                # Room membership is the trust boundary: keys go to every member's devices,
+                # verified or not (see README, "Trust").
+                response = await client.room_send(
+                    room_id,
+                    "m.room.message",
+                    content,
+                    tx_id=txn_id,
+                    ignore_unverified_devices=True,
+                )
+            except Exception as exc:  # nio raises for local state problems (e.g. no session)
+                raise MatrixSendError(f"{type(exc).__name__}: {exc}") from exc
+        if not isinstance(response, RoomSendResponse):
+            raise MatrixSendError(f"room_send failed: {response}")
+        return str(response.event_id)
+
+    async def request_key(self, event: MegolmEvent) -> None:
+        assert self.client is not None
+        try:
+            await self.client.request_room_key(event)
+        except Exception as exc:  # a key already requested raises; the notice still goes out
+            log.info("room key request for %s not sent: %s", event.event_id, exc)
+
+    async def close(self) -> None:
+        if self.client is not None:
+            # close(), never logout(): logging out would delete the device and its keys.
+            await self.client.close()

@@ -1,0 +1,109 @@
+"""What the team reads in the room: the case root, the status card and mail excerpts."""
+
+from __future__ import annotations
+
+import html
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from bot.lifecycle import Case, CaseState
+from bot.posts import Post, defuse_mentions, text_to_html
+
+
+def local(at: datetime, tz: ZoneInfo) -> str:
+    """A time as the team reads it: 'Wed 2 Dec 2026 17:00 CET'."""
+    moment = at.astimezone(tz)
+    return f"{moment:%a} {moment.day} {moment:%b %Y %H:%M %Z}"
+
+
+def time_left(due: datetime, now: datetime) -> str:
+    seconds = int((due - now).total_seconds())
+    sign = "" if seconds >= 0 else "overdue by "
+    seconds = abs(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    if days:
+        amount = f"{days}d {hours}h"
+    elif hours:
+        amount = f"{hours}h {minutes}m"
+    else:
+        amount = f"{minutes}m"
+    return f"{sign}{amount}" if sign else f"{amount} left"
+
+
+def deadline_lines(case: Case, tz: ZoneInfo, now: datetime | None = None) -> list[str]:
+    rows = [
+        ("Acknowledge", case.acknowledge_due, case.acknowledged_at),
+        ("Assess", case.assess_due, case.assessed_at),
+        ("Fix", case.fix_due, case.fixed_at),
+    ]
+    lines = []
+    for label, due, done in rows:
+        line = f"{label} by {local(due, tz)}"
+        if done is not None:
+            line += f" — done {local(done, tz)}" + (" (late)" if done > due else "")
+        elif now is not None:
+            line += f" — {time_left(due, now)}"
+        lines.append(line)
+    return lines
+
+
+def case_root(case: Case, tz: ZoneInfo, problems: list[str]) -> Post:
+    subject = defuse_mentions(case.subject) or "(no subject)"
+    reporter = defuse_mentions(case.reporter_display)
+    lines = [
+        f"New report {case.id}: {subject}",
+        f"Reporter: {reporter}",
+        f"Received: {local(case.received_at, tz)} · language: {case.language}",
+        *deadline_lines(case, tz),
+    ]
+    if problems:
+        lines.append("Problems with this mail: " + "; ".join(problems))
+    lines.append("Reply in this thread: !ack, !assess, !fixed, !status (!help for more).")
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in deadline_lines(case, tz))
+    problem_html = (
+        f"<p>⚠️ Problems with this mail: {html.escape('; '.join(problems))}</p>" if problems else ""
+    )
+    html_body = (
+        f"<p><strong>New report {case.id}</strong>: {html.escape(subject)}</p>"
+        f"<p>Reporter: {html.escape(reporter)}<br>"
+        f"Received: {html.escape(local(case.received_at, tz))} · language: {case.language}</p>"
+        f"<ul>{items}</ul>{problem_html}"
+        "<p>Reply in this thread: <code>!ack</code>, <code>!assess</code>, <code>!fixed</code>,"
+        " <code>!status</code> (<code>!help</code> for more).</p>"
+    )
+    return Post("\n".join(lines), html_body)
+
+
+def mail_excerpt(
+    heading: str, text: str, *, max_chars: int, notes: list[str] | None = None
+) -> Post:
+    """A mail's text for the thread: escaped, mentions defused, cut at `max_chars`."""
+    shown = text if len(text) <= max_chars else text[:max_chars]
+    cut = len(text) - len(shown)
+    safe = defuse_mentions(shown.strip()) or "(empty body)"
+    tail = f"\n[… {cut} more characters; the full mail is stored]" if cut else ""
+    note_lines = [f"⚠️ {note}" for note in notes or []]
+    body = "\n".join([heading, *note_lines, safe + tail])
+    html_notes = "".join(f"<p>⚠️ {html.escape(note)}</p>" for note in notes or [])
+    html_body = (
+        f"<p>{html.escape(heading)}</p>{html_notes}"
+        f"<blockquote>{text_to_html(safe)}</blockquote>{text_to_html(tail)}"
+    )
+    return Post(body, html_body)
+
+
+def status(case: Case, tz: ZoneInfo, now: datetime) -> Post:
+    state = case.state.value
+    if case.state is CaseState.ASSESSED or case.severity:
+        state += f" · severity {case.severity}"
+        if case.cvss_vector:
+            state += f" ({case.cvss_vector})"
+    lines = [
+        f"{case.id}: {state}",
+        f"Assignee: {case.assignee or 'nobody'}",
+        f"Reporter: {defuse_mentions(case.reporter_display)} · language: {case.language}",
+        *deadline_lines(case, tz, now),
+    ]
+    return Post.text("\n".join(lines))

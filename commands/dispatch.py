@@ -1,0 +1,192 @@
+"""From a room message to a command's effects: parse, check the sender's role, find the
+case, run the handler, and queue the answer in the case thread, all in one transaction.
+
+A Matrix event is marked handled in the same transaction as its effects, so a replayed sync
+after a crash can never run a command twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import aiosqlite
+
+from bot.clock import Clock
+from bot.config import Config
+from bot.failpoints import Failpoints
+from bot.lifecycle import Case, TransitionError, parse_case_id
+from bot.posts import Post, post_to_case, post_to_room
+from bot.render import local
+from bot.services import Services
+from commands.context import CommandContext
+from commands.registry import Command, CommandError, Registry, Role, UsageError, split_command
+from storage import cases, sync_state
+from storage.db import Database
+
+log = logging.getLogger(__name__)
+
+# A command typed while the bot was down for longer than this is not run on its return:
+# the situation it was meant for has likely changed. The sender is told to repeat it.
+STALE_AFTER = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class IncomingMessage:
+    room_id: str
+    event_id: str
+    sender: str
+    body: str
+    sent_at: datetime
+    thread_root: str | None
+
+
+class CommandDispatcher:
+    def __init__(
+        self,
+        registry: Registry,
+        db: Database,
+        services: Services,
+        clock: Clock,
+        failpoints: Failpoints,
+        on_queued: Callable[[], None],
+    ) -> None:
+        self._registry = registry
+        self._db = db
+        self._services = services
+        self._config: Config = services.config
+        self._clock = clock
+        self._failpoints = failpoints
+        self._on_queued = on_queued
+
+    def role_of(self, user_id: str) -> Role:
+        if user_id in self._config.matrix.managers:
+            return Role.MANAGER
+        if user_id in self._config.matrix.team:
+            return Role.TEAM
+        return Role.ANYONE
+
+    async def handle(self, message: IncomingMessage) -> bool:
+        """Run the command in `message`, if it is one; True when something was queued."""
+        if message.room_id != self._config.matrix.case_room:
+            return False
+        split = split_command(message.body)
+        if split is None:
+            return False
+        name, rest = split
+        now = self._clock.now()
+        async with self._db.transaction() as conn:
+            if not await sync_state.mark_event_handled(conn, message.event_id, now):
+                return False
+            case, reply = await self._run(conn, message, name, rest, now)
+            if case is not None:
+                await post_to_case(
+                    conn,
+                    case.id,
+                    reply,
+                    idem_key=f"reply:{message.event_id}",
+                    now=now,
+                    reply_to=message.event_id,
+                )
+            else:
+                await post_to_room(
+                    conn,
+                    message.room_id,
+                    reply,
+                    idem_key=f"reply:{message.event_id}",
+                    now=now,
+                    thread_root=message.thread_root,
+                    reply_to=message.event_id,
+                )
+        self._failpoints.hit("command.after_commit")
+        self._on_queued()
+        return True
+
+    async def _run(
+        self,
+        conn: aiosqlite.Connection,
+        message: IncomingMessage,
+        name: str,
+        rest: str,
+        now: datetime,
+    ) -> tuple[Case | None, Post]:
+        command = self._registry.get(name)
+        if command is None:
+            return None, Post.text(f"There is no command !{name}. !help lists the commands.")
+        role = self.role_of(message.sender)
+        if role < command.role:
+            log.info("refused !%s from %s (not in the team)", name, message.sender)
+            return None, Post.text(
+                f"Sorry, only the CVD team may run !{command.name}. Nothing was changed."
+            )
+        if now - message.sent_at > STALE_AFTER:
+            return None, Post.text(
+                f"I was offline when this !{command.name} was sent "
+                f"({local(message.sent_at, self._services.tz)}), so I did not run it. "
+                "Send it again if it still applies."
+            )
+        case: Case | None = None
+        try:
+            if command.needs_case:
+                case, rest = await self._find_case(conn, message, rest, command)
+            values = command.parse(rest)
+        except UsageError as exc:
+            return case, Post.text(f"⚠️ {exc}\nUsage: {command.usage()}")
+        except CommandError as exc:
+            return case, Post.text(f"⚠️ {exc}")
+        ctx = CommandContext(
+            conn=conn,
+            services=self._services,
+            registry=self._registry,
+            sender=message.sender,
+            role=role,
+            room_id=message.room_id,
+            event_id=message.event_id,
+            now=now,
+            case=case,
+        )
+        # A savepoint, so a failing command leaves no half-made change behind while the
+        # event is still recorded as handled and its error answer still goes out.
+        await conn.execute("SAVEPOINT command")
+        try:
+            text = await command.handler(ctx, **values)
+        except (CommandError, TransitionError) as exc:
+            await conn.execute("ROLLBACK TO command")
+            return case, Post.text(f"⚠️ {exc}")
+        except Exception:
+            await conn.execute("ROLLBACK TO command")
+            log.exception("!%s failed", command.name)
+            return case, Post.text(
+                f"❌ !{command.name} failed because of an error in cvdbot; nothing was changed. "
+                "The details are in the bot's log."
+            )
+        await conn.execute("RELEASE command")
+        return ctx.case, Post.text(text)
+
+    async def _find_case(
+        self, conn: aiosqlite.Connection, message: IncomingMessage, rest: str, command: Command
+    ) -> tuple[Case, str]:
+        first, _, after = rest.partition(" ")
+        named = parse_case_id(first) if first else None
+        if named is not None:
+            rest = after.strip()
+        in_thread = None
+        if message.thread_root is not None:
+            in_thread = await cases.case_by_thread_root(conn, message.thread_root)
+        if named is None and in_thread is None:
+            raise UsageError(
+                "which case? Run the command in the case's thread, or give the case ID first"
+            )
+        if named is not None and in_thread is not None and named != in_thread.id:
+            raise CommandError(
+                f"this is the thread of {in_thread.id}, not {named}; run it in {named}'s thread"
+            )
+        if in_thread is not None:
+            return in_thread, rest
+        assert named is not None
+        case = await cases.get_case(conn, named)
+        if case is None:
+            raise CommandError(f"there is no case {named}")
+        return case, rest

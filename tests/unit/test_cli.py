@@ -1,0 +1,72 @@
+"""The command line as an operator uses it: check-config and deadlines (no servers needed)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cvdbot(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        cwd=ROOT,
+        input=stdin.decode() if stdin is not None else None,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_sample_config_is_valid() -> None:
+    result = cvdbot("check-config", "--config", "config.sample.yaml")
+    assert result.returncode == 0, result.stderr
+    assert "valid" in result.stdout
+
+
+def test_broken_config_lists_every_problem_and_exits_2(tmp_path: Path) -> None:
+    config = tmp_path / "broken.yaml"
+    config.write_text(
+        (ROOT / "config.sample.yaml")
+        .read_text()
+        .replace("port: 993", "port: 99999")
+        .replace('security: "starttls"', 'security: "none"')
+        .replace('user_id: "@cvdbot:example.org"', 'user_id: "cvdbot"')
+        .replace('timezone: "Europe/Amsterdam"', 'timezone: "Mars/Olympus"')
+    )
+    result = cvdbot("check-config", "--config", str(config))
+    assert result.returncode == 2
+    for key in ("imap.port", "smtp.security", "matrix.user_id", "policy.timezone"):
+        assert key in result.stderr, result.stderr
+    assert "change-me" not in result.stderr, "secrets are never shown"
+
+
+def test_deadlines_for_a_friday_evening_report() -> None:
+    result = cvdbot(
+        "deadlines", "--config", "config.sample.yaml", "--received", "2026-11-27T17:30:00+01:00"
+    )
+    assert result.returncode == 0, result.stderr
+    # Friday after hours: the clock starts Monday 30 Nov 09:00; 2 working days -> Wed 2 Dec,
+    # 5 -> Fri 4 Dec... counted from Monday: Tue 1, Wed 2 | Thu 3, Fri 4, Mon 7 Dec.
+    # 90 calendar days after Mon 30 Nov 2026 is Sun 28 Feb 2027.
+    assert result.stdout.splitlines() == [
+        "acknowledge 2026-12-02T17:00:00+01:00",
+        "assess 2026-12-07T17:00:00+01:00",
+        "fix 2027-02-28T17:00:00+01:00",
+    ]
+
+
+def test_deadlines_reads_a_time_without_offset_as_local() -> None:
+    result = cvdbot("deadlines", "--config", "config.sample.yaml", "--received", "2026-04-24T10:00")
+    # Fri 24 Apr 2026 10:00 CEST; Mon 27 Apr is King's Day, so the two working days after
+    # Friday are Tue 28 and Wed 29 Apr.
+    assert result.stdout.splitlines()[0] == "acknowledge 2026-04-29T17:00:00+02:00"
+
+
+def test_bad_received_time_is_a_usage_error() -> None:
+    result = cvdbot("deadlines", "--config", "config.sample.yaml", "--received", "yesterday")
+    assert result.returncode == 2
+    assert "ISO 8601" in result.stderr
