@@ -98,7 +98,7 @@ class ReporterMailer:
             protection = "PGP-encrypted and signed"
         else:
             message = await asyncio.to_thread(self._pgp.sign_mime, message)
-            protection = "signed, not encrypted: no key of the reporter's is known"
+            protection = "signed; not encrypted, no PGP key known for this address"
         raw = message.as_bytes(policy=policy.SMTP)
         await mails.insert_mail(
             conn,
@@ -131,7 +131,7 @@ class ReporterMailer:
             },
             now=now,
         )
-        return QueuedMail(f"The {label} mail to the reporter is queued ({protection}).", True)
+        return QueuedMail(f"The {label} mail to the reporter is queued.", True)
 
 
 class SmtpDeliveryError(Exception):

@@ -129,7 +129,9 @@ class MailHandler:
         if item.case_id is None:
             return
         payload = item.payload
-        text = f"✉️ The {payload['label']} mail went to the reporter ({payload['protection']})."
+        text = (
+            f"✉️ The {payload['label']} mail went to {payload['to']} ({payload['protection']})."
+        )
         await post_to_case(conn, item.case_id, Post.text(text), idem_key=f"sent:{item.id}", now=now)
 
     async def after_failure(

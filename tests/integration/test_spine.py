@@ -71,8 +71,10 @@ async def test_english_report_to_fixed(make_deployment: MakeDeployment) -> None:
     [ack] = await d.smtp.wait_for_async(1, timeout=30)
     assert ack.rcpt_tos == ["sam@finder.example"]
     assert ack.message["Subject"].startswith(f"[{case}] ")
-    original_id = message_from_bytes(raw, policy=policy.default)["Message-ID"]
-    assert ack.message["In-Reply-To"] == original_id
+    original_id = message_from_bytes(raw, policy=policy.default)["Message-ID"].strip()
+    # A long Message-ID may be folded onto its own line (RFC 5322 FWS); unfolded, it is
+    # the reporter's ID.
+    assert ack.message["In-Reply-To"].strip() == original_id
     assert original_id in ack.message["References"]
     assert ack.message["Auto-Submitted"] == "auto-replied"
     assert ack.message["Message-ID"].endswith("@haaksbergen.example>")
@@ -88,7 +90,7 @@ async def test_english_report_to_fixed(make_deployment: MakeDeployment) -> None:
     await wait_in_thread(d.team, d.room_id, root, "marked fixed")
     mails = await d.smtp.wait_for_async(3, timeout=30)
     assert f"[{case}]" in mails[2].message["Subject"]
-    await wait_in_thread(d.team, d.room_id, root, "fix notice mail went to the reporter")
+    await wait_in_thread(d.team, d.room_id, root, "fix notice mail went to sam@finder.example")
 
     await d.team.send(d.room_id, "!status", thread_root=root.event_id)
     status = await wait_in_thread(d.team, d.room_id, root, f"{case}: fixed")
@@ -212,7 +214,9 @@ async def test_smtp_down_mail_goes_out_once_when_back(make_deployment: MakeDeplo
     await asyncio.sleep(3)
     d.smtp.start()
     await d.smtp.wait_for_async(1, timeout=90)
-    await wait_in_thread(d.team, d.room_id, root, "receipt confirmation mail went to the reporter")
+    await wait_in_thread(
+        d.team, d.room_id, root, "receipt confirmation mail went to eva@researcher.example"
+    )
     await asyncio.sleep(3)
     assert len(d.smtp.messages) == 1
 
@@ -230,3 +234,21 @@ async def test_graceful_stop_keeps_the_device(make_deployment: MakeDeployment) -
     assert bot.stop() == 0
     d.start_bot()
     assert len(d.bot_devices()) == 1
+
+
+async def test_anonymous_report_gets_no_mail_and_the_thread_says_so(
+    make_deployment: MakeDeployment,
+) -> None:
+    d = await make_deployment()
+    d.start_bot()
+    raw = report(subject="Anonymous tip: open admin panel", body=ENGLISH_BODY)
+    message = message_from_bytes(raw, policy=policy.default)
+    del message["From"]
+    d.append_mail(message.as_bytes())
+    root = await wait_root(d.team, d.room_id, "Anonymous tip: open admin panel")
+    assert "Reporter: anonymous" in root.body
+    await d.team.send(d.room_id, "!ack", thread_root=root.event_id)
+    reply = await wait_in_thread(d.team, d.room_id, root, "acknowledged by")
+    assert "No receipt confirmation mail: the reporter left no address" in reply.body
+    await asyncio.sleep(2)
+    assert d.smtp.messages == []
