@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 from bot import render
-from bot.lifecycle import SEVERITIES, acknowledge, assess, mark_fixed
+from bot.lifecycle import SEVERITIES, Case, acknowledge, assess, mark_fixed
+from bot.reporter_mail import MailKind
 from commands.context import CommandContext
 from commands.registry import Arg, CommandGroup
 
@@ -14,14 +15,22 @@ group = CommandGroup()
 CVSS_VECTOR = re.compile(r"CVSS:[34]\.[0-9]/[A-Za-z0-9:/.]+")
 
 
+async def _record_and_mail(
+    ctx: CommandContext, case: Case, event: str, mail: MailKind, done: str, **audit: object
+) -> str:
+    """Save a step of the lifecycle and queue the reporter's mail for it, atomically."""
+    await ctx.save(case, event, **audit)
+    queued = await ctx.services.mailer.enqueue(
+        ctx.conn, case, mail, idem_key=f"mail:{ctx.event_id}", now=ctx.now
+    )
+    return f"{done} {queued.note}"
+
+
 @group.command("ack", summary="confirm receipt: the reporter gets the receipt confirmation mail")
 async def ack(ctx: CommandContext) -> str:
     case = acknowledge(ctx.the_case, ctx.now)
-    await ctx.save(case, "acknowledged")
-    queued = await ctx.services.mailer.enqueue(
-        ctx.conn, case, "ack", idem_key=f"mail:{ctx.event_id}", now=ctx.now
-    )
-    return f"✅ {case.id} acknowledged by {ctx.sender}. {queued.note}"
+    done = f"✅ {case.id} acknowledged by {ctx.sender}."
+    return await _record_and_mail(ctx, case, "acknowledged", "ack", done)
 
 
 @group.command(
@@ -34,6 +43,7 @@ async def ack(ctx: CommandContext) -> str:
             "a CVSS 3.x or 4.0 vector, e.g. CVSS:3.1/AV:N/…",
             pattern=CVSS_VECTOR,
             optional=True,
+            label="CVSS vector",
         ),
         Arg("text", "the assessment in words, sent to the reporter", optional=True, rest=True),
     ],
@@ -43,11 +53,10 @@ async def assess_command(
     ctx: CommandContext, severity: str, vector: str | None, text: str | None
 ) -> str:
     case = assess(ctx.the_case, ctx.now, severity, vector, text)
-    await ctx.save(case, "assessed", severity=severity, cvss_vector=vector)
-    queued = await ctx.services.mailer.enqueue(
-        ctx.conn, case, "assessment", idem_key=f"mail:{ctx.event_id}", now=ctx.now
+    done = f"📋 {case.id} assessed as {severity} by {ctx.sender}."
+    return await _record_and_mail(
+        ctx, case, "assessed", "assessment", done, severity=severity, cvss_vector=vector
     )
-    return f"📋 {case.id} assessed as {severity} by {ctx.sender}. {queued.note}"
 
 
 @group.command(
@@ -58,11 +67,8 @@ async def assess_command(
 )
 async def fixed(ctx: CommandContext, text: str | None) -> str:
     case = mark_fixed(ctx.the_case, ctx.now, text)
-    await ctx.save(case, "fixed")
-    queued = await ctx.services.mailer.enqueue(
-        ctx.conn, case, "fixed", idem_key=f"mail:{ctx.event_id}", now=ctx.now
-    )
-    return f"🛠️ {case.id} marked fixed by {ctx.sender}. {queued.note}"
+    done = f"🛠️ {case.id} marked fixed by {ctx.sender}."
+    return await _record_and_mail(ctx, case, "fixed", "fixed", done)
 
 
 @group.command("status", summary="state, severity, assignee and every deadline with time left")

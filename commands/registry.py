@@ -8,10 +8,6 @@ import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from commands.context import CommandContext
 
 PREFIX = "!"
 
@@ -47,9 +43,10 @@ class Arg:
     pattern: re.Pattern[str] | None = None
     optional: bool = False
     rest: bool = False
+    label: str | None = None  # how usage shows it, when not the name ("CVSS vector")
 
     def usage(self) -> str:
-        label = "|".join(self.choices) if self.choices else self.name
+        label = "|".join(self.choices) if self.choices else (self.label or self.name)
         return f"[{label}]" if self.optional else f"<{label}>"
 
 
@@ -181,20 +178,3 @@ def _role_text(role: Role) -> str:
         Role.TEAM: "the CVD team and managers",
         Role.MANAGER: "managers",
     }[role]
-
-
-def handler_kwargs(values: dict[str, str | None]) -> dict[str, Any]:
-    return {name.replace("-", "_").replace(" ", "_"): value for name, value in values.items()}
-
-
-__all__ = [
-    "Arg",
-    "Command",
-    "CommandContext",
-    "CommandError",
-    "CommandGroup",
-    "Registry",
-    "Role",
-    "UsageError",
-    "split_command",
-]

@@ -158,7 +158,7 @@ async def test_outsider_is_refused_and_help_lists_commands(
     for usage in (
         "!help [command]",
         "!ack [CVD-YYYY-NNNN]",
-        "!assess [CVD-YYYY-NNNN] <none|low|medium|high|critical> [vector] [text]",
+        "!assess [CVD-YYYY-NNNN] <none|low|medium|high|critical> [CVSS vector] [text]",
         "!fixed [CVD-YYYY-NNNN] [text]",
         "!status [CVD-YYYY-NNNN]",
     ):

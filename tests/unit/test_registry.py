@@ -56,7 +56,7 @@ def test_usage_lines(registry: Registry) -> None:
     assess = registry.get("assess")
     assert assess is not None
     assert assess.usage() == (
-        "!assess [CVD-YYYY-NNNN] <none|low|medium|high|critical> [vector] [text]"
+        "!assess [CVD-YYYY-NNNN] <none|low|medium|high|critical> [CVSS vector] [text]"
     )
     helper = registry.get("help")
     assert helper is not None and helper.usage() == "!help [command]"
