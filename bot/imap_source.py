@@ -13,6 +13,7 @@ import logging
 import re
 import ssl
 from datetime import datetime
+from typing import Any
 
 import aioimaplib
 
@@ -27,11 +28,48 @@ log = logging.getLogger(__name__)
 IDLE_RENEW_SECONDS = 25 * 60  # RFC 2177: re-issue IDLE before the server's 30 minutes
 POLL_SECONDS = 30.0
 _UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)")
+_EXISTS = re.compile(rb"^(\* )?\d+ EXISTS")
 _INTERNALDATE = re.compile(rb'INTERNALDATE "([^"]+)"')
 
 
 class ImapError(Exception):
     pass
+
+
+class _WatchfulProtocol(aioimaplib.IMAP4ClientProtocol):
+    """Notes every untagged EXISTS, including those aioimaplib drops.
+
+    aioimaplib ignores an untagged response that arrives while no command is pending: an
+    EXISTS sent between our UID SEARCH and the start of IDLE would be lost, and the new mail
+    would wait until IDLE is renewed. The flag closes that gap.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.exists_seen = asyncio.Event()
+
+    def _untagged_response(self, line: bytes) -> Any:
+        if _EXISTS.search(line):
+            self.exists_seen.set()
+        return super()._untagged_response(line)
+
+
+class _Imap(aioimaplib.IMAP4):
+    protocol: _WatchfulProtocol
+
+    def create_client(
+        self,
+        host: str,
+        port: int,
+        loop: asyncio.AbstractEventLoop | None,
+        conn_lost_cb: Any = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        local_loop = loop if loop is not None else asyncio.get_running_loop()
+        self.protocol = _WatchfulProtocol(local_loop, conn_lost_cb)
+        self._client_task = local_loop.create_task(
+            local_loop.create_connection(lambda: self.protocol, host, port, ssl=ssl_context)
+        )
 
 
 def _ok(response: aioimaplib.Response, what: str) -> aioimaplib.Response:
@@ -61,14 +99,10 @@ class ImapSource:
             else:
                 backoff = 1.0
 
-    async def _connect(self) -> aioimaplib.IMAP4:
+    async def _connect(self) -> _Imap:
         config = self._config
-        if config.security == "tls":
-            imap: aioimaplib.IMAP4 = aioimaplib.IMAP4_SSL(
-                host=config.host, port=config.port, ssl_context=ssl.create_default_context()
-            )
-        else:
-            imap = aioimaplib.IMAP4(host=config.host, port=config.port, timeout=30)
+        tls = ssl.create_default_context() if config.security == "tls" else None
+        imap = _Imap(host=config.host, port=config.port, timeout=30, ssl_context=tls)
         await imap.wait_hello_from_server()
         if config.security == "starttls":
             await _starttls(imap, config.host)
@@ -96,10 +130,11 @@ class ImapSource:
             except (OSError, TimeoutError, aioimaplib.Abort, asyncio.CancelledError):
                 pass
 
-    async def _idle(self, imap: aioimaplib.IMAP4) -> None:
+    async def _idle(self, imap: _Imap) -> None:
         idle_task = await imap.idle_start(timeout=IDLE_RENEW_SECONDS)
         try:
-            while imap.has_pending_idle():
+            # A mail that arrived since the last search: read it now instead of idling.
+            while imap.has_pending_idle() and not imap.protocol.exists_seen.is_set():
                 pushed = await imap.wait_server_push(timeout=IDLE_RENEW_SECONDS + 60)
                 if pushed == aioimaplib.STOP_WAIT_SERVER_PUSH or any(
                     b"EXISTS" in line for line in pushed if isinstance(line, bytes)
@@ -110,8 +145,10 @@ class ImapSource:
                 imap.idle_done()
             await asyncio.wait_for(idle_task, 30)
 
-    async def _fetch_new(self, imap: aioimaplib.IMAP4, uidvalidity: int) -> None:
+    async def _fetch_new(self, imap: _Imap, uidvalidity: int) -> None:
         folder = self._config.folder
+        # Cleared before the search: any EXISTS from here on means there may be more to read.
+        imap.protocol.exists_seen.clear()
         async with self._db.transaction() as conn:
             position = await sync_state.imap_position(conn, folder)
         last_uid = 0
@@ -143,7 +180,7 @@ class ImapSource:
                 await sync_state.set_imap_position(conn, folder, uidvalidity, uid)
 
 
-async def _starttls(imap: aioimaplib.IMAP4, host: str) -> None:
+async def _starttls(imap: _Imap, host: str) -> None:
     """Upgrade a plain connection (aioimaplib has no STARTTLS of its own)."""
     protocol = imap.protocol
     _ok(
