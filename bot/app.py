@@ -11,8 +11,10 @@ from typing import Any
 
 from nio import Event, MegolmEvent, RoomMessageText
 
+from bot.attachments import AttachmentSource
 from bot.clock import Clock, SystemClock
 from bot.config import Config
+from bot.digest import check_digest_room
 from bot.failpoints import Failpoints
 from bot.imap_source import ImapSource
 from bot.mail_intake import MailIntake
@@ -21,6 +23,7 @@ from bot.matrix import MatrixAdapter, MatrixFatalError
 from bot.outbox_worker import MailHandler, MatrixHandler, OutboxWorker
 from bot.pgp import Pgp
 from bot.posts import Post, post_to_room
+from bot.scheduler import make_scheduler
 from bot.services import Services, calendar_rules
 from bot.sla import WorkingCalendar
 from commands import build_registry
@@ -76,7 +79,7 @@ class App:
             self.clock,
             self.failpoints,
             {
-                "matrix": MatrixHandler(config, db, matrix),
+                "matrix": MatrixHandler(config, db, matrix, AttachmentSource(db, pgp)),
                 "mail": MailHandler(SmtpSender(config)),
             },
         )
@@ -86,9 +89,13 @@ class App:
             build_registry(), db, services, self.clock, self.failpoints, worker.wake
         )
         imap = ImapSource(config.imap, db, intake)
+        # SLA warnings and the digest; tests reach `app.scheduler.tick_sla()` directly.
+        self.scheduler = make_scheduler(db, config, calendar, pgp, self.clock, worker.wake)
         tasks: list[asyncio.Task[Any]] = []
         try:
             await matrix.start()
+            check_digest_room(matrix, config)
+            self.scheduler.start()
             tasks = [
                 asyncio.create_task(matrix.sync_forever(stop), name="matrix-sync"),
                 asyncio.create_task(worker.run(stop), name="outbox"),
@@ -111,6 +118,7 @@ class App:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            await self.scheduler.stop()
             await matrix.close()
             await db.close()
             log.info("cvdbot stopped")

@@ -1,4 +1,4 @@
-"""The `cvdbot` command line: run, check-config, ingest, deadlines, transcript."""
+"""The `cvdbot` command line: run, check-config, ingest, deadlines, digest, keys, transcript."""
 
 from __future__ import annotations
 
@@ -128,6 +128,37 @@ def cmd_deadlines(args: argparse.Namespace) -> int:
     return EX_OK
 
 
+def cmd_digest(args: argparse.Namespace) -> int:
+    from bot.app import make_calendar
+    from bot.digest import build_digest, render_text
+    from storage.db import Database
+
+    config = _load(args.config)
+    if args.at is None:
+        at = datetime.now(UTC)
+    else:
+        try:
+            at = datetime.fromisoformat(args.at)
+        except ValueError:
+            print(f"--at: {args.at!r} is not an ISO 8601 time", file=sys.stderr)
+            return EX_USAGE
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=ZoneInfo(config.policy.timezone))
+    calendar = make_calendar(config)
+
+    async def main() -> str:
+        db = await Database.open(config.storage.path)
+        try:
+            async with db.transaction() as conn:
+                digest = await build_digest(conn, config, calendar, at.astimezone(UTC))
+        finally:
+            await db.close()
+        return render_text(digest, calendar.tz, config.matrix.case_room)
+
+    print(asyncio.run(main()))
+    return EX_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cvdbot",
@@ -153,6 +184,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--received", required=True, help="receipt time, ISO 8601 (local time if no offset)"
     )
     deadlines.set_defaults(func=cmd_deadlines)
+    digest = with_config("digest", "print the managers' digest (the bot sends it at digest.time)")
+    digest.add_argument(
+        "--print", required=True, action="store_true", help="print it as plain text"
+    )
+    digest.add_argument("--at", help="as of this time, ISO 8601 (local time if no offset)")
+    digest.set_defaults(func=cmd_digest)
+    from bot.keys import add_key_commands
+
+    add_key_commands(with_config("keys", "the bot's OpenPGP key: generate, export, fingerprint"))
     return parser
 
 

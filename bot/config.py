@@ -472,6 +472,33 @@ class StorageConfig(BaseModel):
         return _resolve(value, info)
 
 
+DEFAULT_WARNINGS = ("50%", "1 working day left", "overdue")
+# The forms bot/sla_watch.py understands: a share of the time used, working time left, or the
+# deadline passed.
+WARNING_POINT_RE = re.compile(
+    r"^(?:([1-9][0-9]?)%|([1-9][0-9]*) working (day|hour)s? left|overdue)$"
+)
+
+
+def _warning_points(value: list[str]) -> list[str]:
+    points = [" ".join(str(item).split()).lower() for item in value]
+    bad = [
+        repr(item)
+        for item, point in zip(value, points, strict=True)
+        if not WARNING_POINT_RE.match(point)
+    ]
+    if bad:
+        raise ValueError(
+            f'{", ".join(bad)}: a warning point is a share of the time used ("50%"), working '
+            'time left ("1 working day left", "4 working hours left") or "overdue"'
+        )
+    if "overdue" not in points:
+        raise ValueError('must include "overdue": an overdue case is what reaches the managers')
+    if len(set(points)) != len(points):
+        raise ValueError("names a warning point twice")
+    return points
+
+
 @functools.lru_cache(maxsize=8)
 def _holiday_names(country: str) -> frozenset[str]:
     """Case-folded names the holidays package uses for `country`, native and English.
@@ -507,6 +534,10 @@ class PolicyConfig(BaseModel):
     closing_days: list[IsoDate] = Field(default_factory=list)
     working_holidays: list[date | str] = Field(default_factory=list)
     liberation_day: Literal["every_year", "package"] = "package"
+    # When the case thread is warned about a deadline (bot/sla_watch.py parses these).
+    warnings: Annotated[list[str], AfterValidator(_warning_points)] = Field(
+        default_factory=lambda: list(DEFAULT_WARNINGS)
+    )
 
     @field_validator("timezone", mode="before")
     @classmethod
@@ -615,6 +646,8 @@ class DigestConfig(BaseModel):
 
     time: ClockTime = "08:30"
     email_to: list[EmailAddress] = Field(default_factory=list)
+    # How far ahead the digest's "due soon" list looks.
+    due_within_working_days: PositiveInt = 3
 
     @property
     def time_of_day(self) -> dt.time:

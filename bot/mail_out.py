@@ -54,8 +54,13 @@ class ReporterMailer:
         *,
         idem_key: str,
         now: datetime,
+        text: str | None = None,
     ) -> QueuedMail:
+        """Build, store and queue one reporter mail. `text`: the team's words for this mail
+        (what `!ask` asks); default: the case's fix text or assessment text."""
         label = KIND_LABELS[kind]
+        if text is None and kind in ("assessment", "fixed"):
+            text = case.fix_text if kind == "fixed" else case.assessment_text
         if case.reporter_address is None:
             return QueuedMail(
                 f"No {label} mail: the reporter left no address (anonymous report).", False
@@ -76,7 +81,7 @@ class ReporterMailer:
             timezone=self._config.policy.timezone,
             severity=case.severity,
             cvss_vector=case.cvss_vector,
-            text=case.fix_text if kind == "fixed" else case.assessment_text,
+            text=text,
             assess_within_working_days=self._config.policy.assess_within_working_days,
             fix_within_days=self._config.policy.fix_within_days,
         )

@@ -29,6 +29,7 @@ from nio import (
     RoomSendResponse,
     SyncError,
     SyncResponse,
+    UploadResponse,
 )
 
 from bot.config import MatrixConfig
@@ -260,6 +261,29 @@ class MatrixAdapter:
         assert self.client is not None
         room = self.client.rooms.get(room_id)
         return room is not None and room.encrypted
+
+    def is_joined(self, room_id: str) -> bool:
+        assert self.client is not None
+        return room_id in self.client.rooms
+
+    async def upload_encrypted(self, data: bytes, mimetype: str, filename: str) -> dict[str, Any]:
+        """Upload a file encrypted for an E2EE room; returns the event's `file` object (the
+        media server holds only ciphertext; the key travels inside the encrypted event)."""
+        client = self.client
+        assert client is not None
+        try:
+            response, keys = await client.upload(
+                lambda _rate_limited, _timeouts: data,
+                content_type=mimetype,
+                filename=filename,
+                encrypt=True,
+                filesize=len(data),
+            )
+        except Exception as exc:  # nio raises for transport problems during the upload
+            raise MatrixSendError(f"upload failed: {type(exc).__name__}: {exc}") from exc
+        if not isinstance(response, UploadResponse) or not keys:
+            raise MatrixSendError(f"upload failed: {response}")
+        return {**keys, "url": response.content_uri}
 
     # -- send -------------------------------------------------------------------------------
 

@@ -11,10 +11,11 @@ import base64
 import logging
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiosqlite
 
+from bot.attachments import AttachmentSource, AttachmentUnavailable, media_content
 from bot.clock import Clock
 from bot.config import Config
 from bot.failpoints import Failpoints
@@ -28,6 +29,9 @@ from storage.outbox import Channel, OutboxItem
 log = logging.getLogger(__name__)
 
 IDLE_WAIT_SECONDS = 30.0
+# With the back-off of retry_delay, about ten minutes of trying before an attachment is
+# given up.
+MEDIA_ATTEMPTS = 15
 
 
 class DeliveryError(Exception):
@@ -51,10 +55,17 @@ class ChannelHandler(Protocol):
 
 
 class MatrixHandler:
-    def __init__(self, config: Config, db: Database, matrix: MatrixAdapter) -> None:
+    def __init__(
+        self,
+        config: Config,
+        db: Database,
+        matrix: MatrixAdapter,
+        attachments: AttachmentSource | None = None,
+    ) -> None:
         self._config = config
         self._db = db
         self._matrix = matrix
+        self._attachments = attachments
 
     def ready(self) -> bool:
         return self._matrix.case_room_ready.is_set()
@@ -62,14 +73,14 @@ class MatrixHandler:
     async def send(self, item: OutboxItem) -> str:
         payload = item.payload
         thread_root = last = None
-        if payload["kind"] in ("root", "thread"):
+        if payload["kind"] in ("root", "thread", "media"):
             room_id = self._config.matrix.case_room
             assert item.case_id is not None
             async with self._db.transaction() as conn:
                 case = await cases.get_case(conn, item.case_id)
             if case is None:
                 raise DeliveryError(f"case {item.case_id} does not exist", retryable=False)
-            if payload["kind"] == "thread":
+            if payload["kind"] in ("thread", "media"):
                 if case.thread_root_event_id is None:
                     raise DeliveryError("the case thread is not posted yet", retryable=True)
                 thread_root, last = case.thread_root_event_id, case.thread_last_event_id
@@ -77,7 +88,11 @@ class MatrixHandler:
             room_id = payload["room_id"]
             thread_root = payload.get("thread_root")
         if not self._matrix.room_is_encrypted(room_id):
-            raise DeliveryError(f"{room_id} is not an encrypted room I am in", retryable=True)
+            payload = self._for_unencrypted_room(room_id, payload)
+        if payload["kind"] == "image":
+            return await self._send_image(room_id, payload, item.idem_key)
+        if payload["kind"] == "media":
+            return await self._send_media(room_id, item, thread_root, last)
         content = message_content(
             payload["body"],
             payload["html"],
@@ -91,11 +106,83 @@ class MatrixHandler:
         except MatrixSendError as exc:
             raise DeliveryError(str(exc), retryable=exc.retryable) from exc
 
+    def _for_unencrypted_room(self, room_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Posts for digest_room carry a variant without report content (bot/sla_watch.py,
+        bot/digest.py) that may go into a joined room that is not end-to-end encrypted; a
+        chart is never sent there; everything else waits for an encrypted room."""
+        joined = self._matrix.is_joined(room_id)
+        if joined and payload["kind"] == "image":
+            raise DeliveryError(
+                f"{room_id} is not end-to-end encrypted: the chart is not sent", retryable=False
+            )
+        plain = payload.get("unencrypted")
+        if not joined or not isinstance(plain, dict):
+            raise DeliveryError(f"{room_id} is not an encrypted room I am in", retryable=True)
+        return {**payload, **plain}
+
+    async def _send_image(self, room_id: str, payload: dict[str, Any], idem_key: str) -> str:
+        """Upload the image encrypted, then send the m.image event that carries its key."""
+        data = base64.b64decode(payload["data"])
+        try:
+            file = await self._matrix.upload_encrypted(
+                data, payload["mimetype"], payload["filename"]
+            )
+            content = {
+                "msgtype": "m.image",
+                "body": payload["body"],
+                "filename": payload["filename"],
+                "info": {
+                    "mimetype": payload["mimetype"],
+                    "size": len(data),
+                    "w": payload["width"],
+                    "h": payload["height"],
+                },
+                "file": file,
+                "m.mentions": {},
+            }
+            # A crash between upload and send uploads again on retry: an orphaned blob of
+            # ciphertext on the media server, never a second message (same txn_id).
+            return await self._matrix.send(room_id, content, txn_id_for(idem_key))
+        except MatrixSendError as exc:
+            raise DeliveryError(str(exc), retryable=exc.retryable) from exc
+
+    async def _send_media(
+        self, room_id: str, item: OutboxItem, thread_root: str | None, last: str | None
+    ) -> str:
+        """A report's attachment, read back from the stored mail (bot/attachments.py),
+        uploaded encrypted and sent into the case thread.
+
+        Unlike a text post, an attachment that keeps failing is given up (and the thread
+        told): the case's later posts wait behind it, and the mail is stored anyway.
+        """
+        payload = item.payload
+        if self._attachments is None:
+            raise DeliveryError("no attachment source configured", retryable=False)
+        try:
+            data = await self._attachments.load(payload)
+        except AttachmentUnavailable as exc:
+            raise DeliveryError(str(exc), retryable=False) from exc
+        relation = message_content(
+            "", "", thread_root=thread_root, reply_to=None, last_in_thread=last, mentions=[]
+        )["m.relates_to"]
+        try:
+            # Uploaded again on a retry (an orphaned blob of ciphertext); the same txn_id
+            # keeps the event single.
+            file = await self._matrix.upload_encrypted(
+                data, "application/octet-stream", str(payload["filename"])
+            )
+            content = {**media_content(payload, file), "m.relates_to": relation}
+            return await self._matrix.send(room_id, content, txn_id_for(item.idem_key))
+        except MatrixSendError as exc:
+            too_large = "M_TOO_LARGE" in str(exc)
+            retryable = exc.retryable and not too_large and item.attempts < MEDIA_ATTEMPTS
+            raise DeliveryError(str(exc), retryable=retryable) from exc
+
     async def after_sent(
         self, conn: aiosqlite.Connection, item: OutboxItem, result: str, now: datetime
     ) -> None:
         kind = item.payload["kind"]
-        if item.case_id is not None and kind in ("root", "thread"):
+        if item.case_id is not None and kind in ("root", "thread", "media"):
             await cases.set_thread_events(
                 conn, item.case_id, last=result, root=result if kind == "root" else None
             )
@@ -104,6 +191,11 @@ class MatrixHandler:
         self, conn: aiosqlite.Connection, item: OutboxItem, error: DeliveryError, now: datetime
     ) -> None:
         log.warning("Matrix post %s failed: %s", item.id, error)
+        if item.payload["kind"] == "media" and item.case_id is not None and not error.retryable:
+            text = f"❌ The attachment {item.payload['filename']} could not be posted: {error}"
+            await post_to_case(
+                conn, item.case_id, Post.text(text), idem_key=f"media-failed:{item.id}", now=now
+            )
 
 
 class MailHandler:
@@ -129,9 +221,7 @@ class MailHandler:
         if item.case_id is None:
             return
         payload = item.payload
-        text = (
-            f"✉️ The {payload['label']} mail went to {payload['to']} ({payload['protection']})."
-        )
+        text = f"✉️ The {payload['label']} mail went to {payload['to']} ({payload['protection']})."
         await post_to_case(conn, item.case_id, Post.text(text), idem_key=f"sent:{item.id}", now=now)
 
     async def after_failure(

@@ -112,6 +112,8 @@ _ARMOR_SIGNED = re.compile(
     re.M | re.S,
 )
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+# Addresses simple enough to put into a gpg filter expression without quoting rules.
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+")
 
 
 class PgpError(Exception):
@@ -294,20 +296,29 @@ class Pgp:
             raise PgpError(f"no public key {fingerprint} in the keyring")
         return str(armored)
 
-    def import_keys(self, armored: str | bytes) -> list[str]:
+    def import_keys(self, armored: str | bytes, *, only_address: str | None = None) -> list[str]:
         """Import public keys (e.g. a reporter's application/pgp-keys attachment).
 
         Returns the fingerprints gpg accepted, including keys it already had (their
         signatures may have been refreshed). Secret key material is refused outright: the
         keyring must only ever hold the bot's own secret key, and a reporter who mailed a
         secret key needs to be told rather than have it silently used.
+
+        With ``only_address``, only the user IDs with exactly that address are imported
+        (keys without one are skipped): a key mailed by a@x must not become the key the bot
+        encrypts to for b@y just because it also carries a user ID for b@y.
         """
         data = armored.encode("utf-8") if isinstance(armored, str) else bytes(armored)
         if self._contains_secret_key(data):
             raise PgpError("refusing to import secret key material; only public keys are accepted")
         # import-minimal drops third-party signatures: protects the keyring against
         # certificate flooding and keeps reporters' social graphs out of our store.
-        result = self._gpg.import_keys(data, extra_args=["--import-options", "import-minimal"])
+        extra_args = ["--import-options", "import-minimal"]
+        if only_address is not None:
+            if not _PLAIN_ADDRESS.fullmatch(only_address):
+                raise PgpError("refusing to filter a key import on an unusual address")
+            extra_args += ["--import-filter", f"keep-uid=mbox = {only_address.lower()}"]
+        result = self._gpg.import_keys(data, extra_args=extra_args)
         if result.sec_read or result.sec_imported:
             # The scan above should make this impossible; if gpg disagrees, say so loudly.
             raise PgpError("gpg read secret key material during an import of public keys")

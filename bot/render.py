@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -49,12 +50,15 @@ def deadline_lines(case: Case, tz: ZoneInfo, now: datetime | None = None) -> lis
     return lines
 
 
-def case_root(case: Case, tz: ZoneInfo, problems: list[str]) -> Post:
+def case_root(case: Case, tz: ZoneInfo, problems: list[str], details: Sequence[str] = ()) -> Post:
+    """`details`: lines about how the report came in (forwarded, encrypted, signed)."""
     subject = defuse_mentions(case.subject) or "(no subject)"
     reporter = defuse_mentions(case.reporter_display)
+    shown_details = [defuse_mentions(line) for line in details]
     lines = [
         f"New report {case.id}: {subject}",
         f"Reporter: {reporter}",
+        *shown_details,
         f"Received: {local(case.received_at, tz)} · language: {case.language}",
         *deadline_lines(case, tz),
     ]
@@ -68,7 +72,8 @@ def case_root(case: Case, tz: ZoneInfo, problems: list[str]) -> Post:
     html_body = (
         f"<p><strong>New report {case.id}</strong>: {html.escape(subject)}</p>"
         f"<p>Reporter: {html.escape(reporter)}<br>"
-        f"Received: {html.escape(local(case.received_at, tz))} · language: {case.language}</p>"
+        + "".join(f"{html.escape(line)}<br>" for line in shown_details)
+        + f"Received: {html.escape(local(case.received_at, tz))} · language: {case.language}</p>"
         f"<ul>{items}</ul>{problem_html}"
         "<p>Reply in this thread: <code>!ack</code>, <code>!assess</code>, <code>!fixed</code>,"
         " <code>!status</code> (<code>!help</code> for more).</p>"
