@@ -30,6 +30,7 @@ integration: system-deps $(STAMP)
 bench: system-deps $(STAMP)
 	$(BIN)/python -m bench.command_roundtrip
 	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.sla_scale
 
 install: $(STAMP)
 
