@@ -927,10 +927,12 @@ def _walk_no_messages(part: Message) -> Iterator[Message]:
     A forwarded, signed mail inside a report must not pass for the report's own signature.
     """
     yield part
-    if part.get_content_maintype() == "message":
+    if part.get_content_maintype() == "message" or not part.is_multipart():
         return
+    # Only a multipart's payload is read: decoding a leaf can raise for a hostile charset
+    # (idna, punycode), and leaves have no children anyway.
     payload = part.get_payload()
-    if part.is_multipart() and isinstance(payload, list):
+    if isinstance(payload, list):
         for child in payload:
             if isinstance(child, Message):
                 yield from _walk_no_messages(child)

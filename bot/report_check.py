@@ -67,6 +67,7 @@ REFERENCE_DOMAINS = frozenset(
         "bugcrowd.com",
         "openbugbounty.org",
         "shodan.io",
+        "matrix.to",
         "virustotal.com",
         "ssllabs.com",
         "example.com",

@@ -792,3 +792,30 @@ def _texts(msg: EmailMessage) -> list[str]:
             if part.get_content_type() in ("text/plain", "text/html"):
                 out.append(part.get_content().replace("\r\n", "\n"))
     return out
+
+
+def test_a_leaf_with_a_hostile_charset_does_not_stop_decryption(bot: Pgp) -> None:
+    # Found by the intake fuzz test: reading a leaf declared charset=idna raised.
+    raw = crlf(
+        outer_headers(REPORT_SUBJECT, 'multipart/mixed; boundary="b"')
+        + "\n--b\nContent-Type: text/plain; charset=idna\n\nxn--\u00e9\n--b--\n"
+    )
+    result = bot.decrypt_raw(raw)
+    assert not result.encrypted and result.error is None
+
+
+def test_signing_a_reply_to_a_long_message_id_still_verifies(
+    bot: Pgp, reporter_home: Path, tmp_path: Path
+) -> None:
+    # A reporter's long Message-ID made Python fold the threading headers differently on the
+    # second serialisation, and the signed bytes no longer matched what went out.
+    long_id = "<179603474068.22912.13130710752118482176.163aa3b5@researcher.example>"
+    message = case_mail()
+    message.replace_header("In-Reply-To", long_id)
+    message.replace_header("References", long_id)
+    wire = bot.sign_mime(message).as_bytes(policy=policy.SMTP)
+    part, signature = split_signed(wire)
+    (tmp_path / "part").write_bytes(part)
+    (tmp_path / "part.asc").write_bytes(signature)
+    proc = gpg(reporter_home, "--verify", str(tmp_path / "part.asc"), str(tmp_path / "part"))
+    assert "[GNUPG:] GOODSIG" in proc.stderr.decode() or "[GNUPG:] GOODSIG" in proc.stdout.decode()
