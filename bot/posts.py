@@ -43,12 +43,6 @@ def text_to_html(text: str) -> str:
     return html.escape(text).replace("\n", "<br>\n")
 
 
-def untrusted(text: str) -> Post:
-    """Text from outside (a mail) as a post: escaped, mentions defused, as a quote block."""
-    safe = defuse_mentions(text)
-    return Post(safe, f"<blockquote>{text_to_html(safe)}</blockquote>")
-
-
 def txn_id_for(idem_key: str) -> str:
     return "cvdbot-" + hashlib.sha256(idem_key.encode()).hexdigest()[:40]
 

@@ -1,4 +1,4 @@
-"""What the team reads in the room: the case root, the status card and mail excerpts."""
+"""What the team reads in the room: the case root and the status card."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from bot.lifecycle import Case, CaseState
-from bot.posts import Post, defuse_mentions, text_to_html
+from bot.posts import Post, defuse_mentions
 
 
 def local(at: datetime, tz: ZoneInfo) -> str:
@@ -79,24 +79,6 @@ def case_root(case: Case, tz: ZoneInfo, problems: list[str], details: Sequence[s
         " <code>!status</code> (<code>!help</code> for more).</p>"
     )
     return Post("\n".join(lines), html_body)
-
-
-def mail_excerpt(
-    heading: str, text: str, *, max_chars: int, notes: list[str] | None = None
-) -> Post:
-    """A mail's text for the thread: escaped, mentions defused, cut at `max_chars`."""
-    shown = text if len(text) <= max_chars else text[:max_chars]
-    cut = len(text) - len(shown)
-    safe = defuse_mentions(shown.strip()) or "(empty body)"
-    tail = f"\n[… {cut} more characters; the full mail is stored]" if cut else ""
-    note_lines = [f"⚠️ {note}" for note in notes or []]
-    body = "\n".join([heading, *note_lines, safe + tail])
-    html_notes = "".join(f"<p>⚠️ {html.escape(note)}</p>" for note in notes or [])
-    html_body = (
-        f"<p>{html.escape(heading)}</p>{html_notes}"
-        f"<blockquote>{text_to_html(safe)}</blockquote>{text_to_html(tail)}"
-    )
-    return Post(body, html_body)
 
 
 def status(case: Case, tz: ZoneInfo, now: datetime) -> Post:

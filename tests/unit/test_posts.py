@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from bot.posts import defuse_mentions, message_content, untrusted
+from bot.intake_posts import mail_post
+from bot.posts import defuse_mentions, message_content
 
 
 def test_mentions_are_defused() -> None:
@@ -15,7 +16,9 @@ def test_mentions_are_defused() -> None:
 
 
 def test_untrusted_text_is_escaped() -> None:
-    post = untrusted('<a href="javascript:alert(1)">x</a><img src=x>\n!fixed')
+    post = mail_post(
+        "📨 The report:", '<a href="javascript:alert(1)">x</a><img src=x>\n!fixed', max_chars=1000
+    )
     assert "<a " not in post.html and "<img" not in post.html
     assert "&lt;a href=" in post.html
     assert post.body.endswith("!fixed")
