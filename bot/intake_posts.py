@@ -175,11 +175,20 @@ def check_lines(evidence: Evidence | None, *, reachable: bool) -> list[str]:
     return [f"📋 {missing_text(missing)} {hint}"]
 
 
+# Many reports about one popular host must not turn every new case into a long list.
+MAX_RELATED_LINES = 10
+
+
 def related_lines(related: Sequence[RelatedCase]) -> list[str]:
+    """One line per related open case, the most recent ones, and a count of the rest."""
+    shown_cases = list(related)[-MAX_RELATED_LINES:]
     lines = []
-    for case in related:
+    for case in shown_cases:
         shown = ", ".join(case.shared[:5]) + (" …" if len(case.shared) > 5 else "")
         lines.append(f"🔗 This report is {RELATED_TO} {case.case_id} (both name {shown}).")
+    hidden = len(related) - len(shown_cases)
+    if hidden:
+        lines.append(f"🔗 … and {hidden} older open cases name the same hosts.")
     return lines
 
 

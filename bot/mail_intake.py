@@ -82,6 +82,7 @@ _MAX_NAME = 120
 # Automatic mail is shown briefly: it is noise that only sometimes matters.
 _MAX_AUTOMATIC_CHARS = 1500
 _MAX_NOTE_CHARS = 1500
+_MAX_BACK_NOTES = 3
 _ARMORED_MESSAGE = re.compile(
     r"-----BEGIN PGP MESSAGE-----.*?(?:-----END PGP MESSAGE-----|\Z)", re.S
 )
@@ -491,7 +492,9 @@ class MailIntake:
         await post_to_case(
             conn, case_id, intake_check(lines), idem_key=f"intake-check:{mail_id}", now=now
         )
-        for item in related:
+        # A note back only to the most recent related cases: with every open case notified,
+        # n reports about one host would post n²/2 notes and bury the threads.
+        for item in related[-_MAX_BACK_NOTES:]:
             await post_to_case(
                 conn,
                 item.case_id,

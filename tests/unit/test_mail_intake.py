@@ -453,3 +453,14 @@ async def test_report_that_is_replayed_is_stored_once(env: Env) -> None:
     again = await env.intake.ingest(raw, source="pipe")
     assert again.outcome is IntakeOutcome.DUPLICATE and again.case_id == first.case_id
     assert env.rows("SELECT COUNT(*) FROM mails") == [(1,)]
+
+
+def test_related_lines_show_the_most_recent_and_count_the_rest() -> None:
+    from bot.intake_posts import MAX_RELATED_LINES, related_lines
+    from storage.intake import RelatedCase
+
+    related = [RelatedCase(f"CVD-2026-{n:04d}", ("portal.example.nl",)) for n in range(1, 26)]
+    lines = related_lines(related)
+    assert len(lines) == MAX_RELATED_LINES + 1
+    assert "CVD-2026-0025" in lines[-2] and "CVD-2026-0015" not in "".join(lines)
+    assert lines[-1] == "🔗 … and 15 older open cases name the same hosts."
