@@ -13,7 +13,6 @@ import logging
 import os
 import pwd
 import shutil
-import signal
 import stat
 import subprocess
 import tempfile
@@ -21,7 +20,7 @@ import time
 from pathlib import Path
 from typing import IO
 
-from tests.harness.ports import free_port, port_is_open
+from tests.harness.ports import free_port, port_is_open, terminate
 
 log = logging.getLogger(__name__)
 
@@ -126,14 +125,8 @@ class DovecotServer:
         """SIGTERM the master (it stops its children), wait, SIGKILL if needed."""
         atexit.unregister(self.stop)
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                # The children notice their master's death and exit by themselves.
-                proc.kill()
-                proc.wait(timeout=15)
+        # After a SIGKILL of the master its children notice and exit by themselves.
+        terminate(proc)
         if self._stdio is not None:
             self._stdio.close()
             self._stdio = None

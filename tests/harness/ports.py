@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
 import time
 
 
@@ -37,3 +39,15 @@ def wait_for_port(host: str, port: int, timeout: float = 30.0) -> None:
         if time.monotonic() >= deadline:
             raise TimeoutError(f"nothing listens on {host}:{port} after {timeout:.1f} s")
         time.sleep(0.05)
+
+
+def terminate(proc: subprocess.Popen[bytes] | None, timeout: float = 15.0) -> None:
+    """SIGTERM a server process, wait, SIGKILL if it hangs. No-op when it already ended."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout)

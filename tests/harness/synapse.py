@@ -10,7 +10,6 @@ import hashlib
 import hmac
 import json
 import logging
-import signal
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from typing import IO, Any
 
 import yaml
 
-from tests.harness.ports import free_port
+from tests.harness.ports import free_port, terminate
 
 log = logging.getLogger(__name__)
 
@@ -129,13 +128,7 @@ class SynapseServer:
         """SIGTERM, wait up to 15 s, then SIGKILL. Safe to call twice."""
         atexit.unregister(self.stop)
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=15)
+        terminate(proc)
         if self._stdio is not None:
             self._stdio.close()
             self._stdio = None
