@@ -34,7 +34,7 @@ from nio import (
 
 log = logging.getLogger("bench.echo_client")
 
-# The same filter as the bot (bot/matrix.py): a large timeline limit and no presence, so the
+# The same filter as the bot (bot/matrix/client.py): a large timeline limit and no presence, so the
 # two sync loops receive the same amount of data for the same traffic.
 SYNC_FILTER: dict[str, Any] = {
     "room": {"timeline": {"limit": 500}, "state": {"lazy_load_members": False}},

@@ -45,7 +45,7 @@ from bench.common import (
     run,
     wait_seen,
 )
-from bot.pgp import MIN_S2K_COUNT, Pgp
+from bot.pgp.gpg import MIN_S2K_COUNT, Pgp
 from tests.harness.bot import CvdDeployment
 from tests.harness.person import Person, ReceivedMessage
 

@@ -93,10 +93,10 @@ def bench_config(db_path: Path) -> Any:
 
 
 async def seed(db_path: Path, total: int) -> None:
-    from bot.lifecycle import Case, CaseState
+    from bot.policy.lifecycle import Case, CaseState
+    from bot.policy.workdays import WorkingCalendar, case_deadlines
     from bot.services import calendar_rules
-    from bot.sla import WorkingCalendar, case_deadlines
-    from bot.sla_watch import SlaWatch
+    from bot.watch.deadline_warnings import SlaWatch
     from storage import cases
     from storage.db import Database
 
@@ -169,10 +169,10 @@ async def seed(db_path: Path, total: int) -> None:
 
 async def measure(db_path: Path, rounds: int) -> dict[str, Any]:
     import bot.app  # noqa: F401 - load everything the bot loads, for an honest RSS
-    from bot.digest import build_digest, chart_png, render_html, render_text
+    from bot.policy.workdays import WorkingCalendar
     from bot.services import calendar_rules
-    from bot.sla import WorkingCalendar
-    from bot.sla_watch import SlaWatch
+    from bot.watch.deadline_warnings import SlaWatch
+    from bot.watch.digest import build_digest, chart_png, render_html, render_text
     from storage import sla as sla_store
     from storage.db import Database
 

@@ -11,21 +11,21 @@ from typing import Any
 
 from nio import Event, MegolmEvent, RoomMessageText
 
-from bot.attachments import AttachmentSource
-from bot.clock import Clock, SystemClock
 from bot.config import Config
-from bot.digest import check_digest_room
 from bot.failpoints import Failpoints
-from bot.imap_source import ImapSource
-from bot.mail_intake import MailIntake
-from bot.mail_out import ReporterMailer, SmtpSender
-from bot.matrix import MatrixAdapter, MatrixFatalError
-from bot.outbox_worker import MailHandler, MatrixHandler, OutboxWorker
-from bot.pgp import Pgp
-from bot.posts import Post, post_to_room
-from bot.scheduler import make_scheduler
+from bot.mailin.attachments import AttachmentSource
+from bot.mailin.imap import ImapSource
+from bot.mailin.intake import MailIntake
+from bot.mailout.reporter import ReporterMailer, SmtpSender
+from bot.matrix.client import MatrixAdapter, MatrixFatalError
+from bot.matrix.posts import Post, post_to_room
+from bot.outbox.worker import MailHandler, MatrixHandler, OutboxWorker
+from bot.pgp.gpg import Pgp
+from bot.policy.clock import Clock, SystemClock
+from bot.policy.workdays import WorkingCalendar
 from bot.services import Services, calendar_rules
-from bot.sla import WorkingCalendar
+from bot.watch.digest import check_digest_room
+from bot.watch.scheduler import make_scheduler
 from commands import build_registry
 from commands.dispatch import CommandDispatcher, IncomingMessage
 from storage.db import Database

@@ -66,9 +66,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     from bot.app import make_intake
-    from bot.clock import SystemClock
     from bot.failpoints import Failpoints
-    from bot.mail_parse import NotAMailError
+    from bot.mailin.parse import NotAMailError
+    from bot.policy.clock import SystemClock
     from storage.db import Database
 
     config = _load(args.config)
@@ -103,7 +103,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_deadlines(args: argparse.Namespace) -> int:
     from bot.app import make_calendar
-    from bot.sla import case_deadlines, format_deadlines_lines
+    from bot.policy.workdays import case_deadlines, format_deadlines_lines
 
     config = _load(args.config)
     calendar = make_calendar(config)
@@ -130,7 +130,7 @@ def cmd_deadlines(args: argparse.Namespace) -> int:
 
 def cmd_digest(args: argparse.Namespace) -> int:
     from bot.app import make_calendar
-    from bot.digest import build_digest, render_text
+    from bot.watch.digest import build_digest, render_text
     from storage.db import Database
 
     config = _load(args.config)
@@ -190,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     digest.add_argument("--at", help="as of this time, ISO 8601 (local time if no offset)")
     digest.set_defaults(func=cmd_digest)
-    from bot.keys import add_key_commands
+    from bot.pgp.keys_cli import add_key_commands
 
     add_key_commands(with_config("keys", "the bot's OpenPGP key: generate, export, fingerprint"))
     return parser

@@ -7,8 +7,8 @@ from datetime import date, time
 from zoneinfo import ZoneInfo
 
 from bot.config import Config, PolicyConfig
-from bot.mail_out import ReporterMailer
-from bot.sla import CalendarRules, WorkingCalendar
+from bot.mailout.reporter import ReporterMailer
+from bot.policy.workdays import CalendarRules, WorkingCalendar
 
 
 def calendar_rules(policy: PolicyConfig) -> CalendarRules:

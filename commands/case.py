@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 
-from bot.lifecycle import SEVERITIES, Case, acknowledge, assess, mark_fixed
-from bot.reporter_mail import MailKind
+from bot.mailout.compose import MailKind
+from bot.policy.lifecycle import SEVERITIES, Case, acknowledge, assess, mark_fixed
 from commands.context import CommandContext
+from commands.deadlines import status_text as sla_status_text
 from commands.registry import Arg, CommandGroup
-from commands.sla import status_text as sla_status_text
 
 group = CommandGroup()
 
@@ -73,5 +73,5 @@ async def fixed(ctx: CommandContext, text: str | None) -> str:
 
 @group.command("status", summary="state, severity, assignee and every deadline with time left")
 async def status(ctx: CommandContext) -> str:
-    # The card plus the fix clock's pause and extensions (commands/sla.py).
+    # The card plus the fix clock's pause and extensions (commands/deadlines.py).
     return await sla_status_text(ctx)

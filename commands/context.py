@@ -7,7 +7,7 @@ from datetime import datetime
 
 import aiosqlite
 
-from bot.lifecycle import Case
+from bot.policy.lifecycle import Case
 from bot.services import Services
 from commands.registry import CommandError, Registry, Role
 from storage import case_events, cases

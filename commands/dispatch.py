@@ -14,12 +14,12 @@ from datetime import datetime, timedelta
 
 import aiosqlite
 
-from bot.clock import Clock
 from bot.config import Config
 from bot.failpoints import Failpoints
-from bot.lifecycle import Case, TransitionError, parse_case_id
-from bot.posts import Post, post_to_case, post_to_room
-from bot.render import local
+from bot.matrix.posts import Post, post_to_case, post_to_room
+from bot.matrix.render import local
+from bot.policy.clock import Clock
+from bot.policy.lifecycle import Case, TransitionError, parse_case_id
 from bot.services import Services
 from commands.context import CommandContext
 from commands.registry import Command, CommandError, Registry, Role, UsageError, split_command

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.lifecycle import CaseState
+from bot.policy.lifecycle import CaseState
 from commands.context import CommandContext
 from commands.registry import Arg, CommandError, CommandGroup
 from storage import case_events

@@ -1,4 +1,4 @@
-"""Cases: allocating IDs, reading and saving `bot.lifecycle.Case` rows."""
+"""Cases: allocating IDs, reading and saving `bot.policy.lifecycle.Case` rows."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import aiosqlite
 
-from bot.lifecycle import Case, CaseState, format_case_id
+from bot.policy.lifecycle import Case, CaseState, format_case_id
 
 _DATETIME_FIELDS = {
     "received_at",

@@ -24,7 +24,7 @@ import gnupg
 import yaml
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from bot.pgp import MIN_S2K_COUNT, Pgp
+from bot.pgp.gpg import MIN_S2K_COUNT, Pgp
 
 CORPUS_DIR = Path(__file__).resolve().parent
 MESSAGES_DIR = CORPUS_DIR / "messages"

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from bot.pgp import MIN_S2K_COUNT, Pgp
+from bot.pgp.gpg import MIN_S2K_COUNT, Pgp
 from tests.harness.dovecot import DovecotServer
 from tests.harness.person import Person
 from tests.harness.smtp import SmtpServer
@@ -215,7 +215,7 @@ class CvdDeployment:
 
 def make_bot_key(gnupg_home: Path) -> str:
     # The lowest key-protection work factor: 3 s less per key and per signature in tests.
-    # Production homes keep gpg's default (see bot/pgp.py).
+    # Production homes keep gpg's default (see bot/pgp/gpg.py).
     pgp = Pgp(gnupg_home, None, None, s2k_count=MIN_S2K_COUNT)
     return pgp.generate_key("CVD team (test)", "security@haaksbergen.example", "bot-passphrase")
 

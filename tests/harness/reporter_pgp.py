@@ -1,7 +1,7 @@
 """A reporter's own gpg: makes a key and writes PGP mail the way reporters' clients do.
 
 PGP/MIME encrypted (and signed) like Thunderbird, with the real subject protected inside;
-PGP/MIME signed only; inline PGP. Built with the plain gpg binary, independent of bot/pgp.py,
+PGP/MIME signed only; inline PGP. Built with the plain gpg binary, independent of bot/pgp/gpg.py,
 so the bot is tested against what another implementation produces.
 """
 
@@ -17,7 +17,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
-from bot.pgp import MIN_S2K_COUNT, Pgp
+from bot.pgp.gpg import MIN_S2K_COUNT, Pgp
 
 PASSPHRASE = "reporter-pass"
 

@@ -27,8 +27,8 @@ from typing import Any
 from nio import DownloadResponse
 from nio.crypto.attachments import decrypt_attachment
 
-from bot.mail_parse import attachment_payloads
-from bot.pgp import Pgp
+from bot.mailin.parse import attachment_payloads
+from bot.pgp.gpg import Pgp
 from tests.corpus.build import CorpusEntry, OutsideWorld, fill_cases, load_manifest, needs_key
 from tests.harness.bot import CvdDeployment
 from tests.harness.person import ReceivedMessage
@@ -442,17 +442,19 @@ class MissingMarkers:
 
 
 def missing_markers() -> MissingMarkers | str:
-    """bot.report_check's MISSING_PREFIX and MISSING_LABELS, or why they are unusable."""
+    """bot.mailin.report_check's MISSING_PREFIX and MISSING_LABELS, or why they are unusable."""
     try:
         from bot import report_check
     except ImportError as exc:
-        return f"bot.report_check is not importable ({exc})"
+        return f"bot.mailin.report_check is not importable ({exc})"
     labels = getattr(report_check, "MISSING_LABELS", None)
     prefix = getattr(report_check, "MISSING_PREFIX", None)
     if not isinstance(labels, Mapping) or set(labels) != {"contact", "reproduction"}:
-        return f"bot.report_check.MISSING_LABELS is {labels!r}, not a contact/reproduction map"
+        return (
+            f"bot.mailin.report_check.MISSING_LABELS is {labels!r}, not a contact/reproduction map"
+        )
     if not isinstance(prefix, str) or not prefix:
-        return "bot.report_check.MISSING_PREFIX is not a string"
+        return "bot.mailin.report_check.MISSING_PREFIX is not a string"
     return MissingMarkers(prefix, {str(key): str(value) for key, value in labels.items()})
 
 

@@ -29,16 +29,16 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
-from bot.clock import SystemClock
 from bot.config import Config, load_config
-from bot.digest import DigestService, build_digest, render_text
 from bot.failpoints import Failpoints
-from bot.lifecycle import Case, CaseState
-from bot.mail_out import SmtpSender
-from bot.outbox_worker import MailHandler, OutboxWorker
-from bot.pgp import MIN_S2K_COUNT, Pgp
+from bot.mailout.reporter import SmtpSender
+from bot.outbox.worker import MailHandler, OutboxWorker
+from bot.pgp.gpg import MIN_S2K_COUNT, Pgp
+from bot.policy.clock import SystemClock
+from bot.policy.lifecycle import Case, CaseState
+from bot.policy.workdays import WorkingCalendar, case_deadlines
 from bot.services import calendar_rules
-from bot.sla import WorkingCalendar, case_deadlines
+from bot.watch.digest import DigestService, build_digest, render_text
 from storage import cases, outbox
 from storage import sla as sla_store
 from storage.db import Database

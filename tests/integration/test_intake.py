@@ -17,7 +17,7 @@ from pathlib import Path
 
 from nio.crypto.attachments import decrypt_attachment
 
-from bot.pgp import Pgp, format_fingerprint
+from bot.pgp.gpg import Pgp, format_fingerprint
 from tests.harness.bot import CvdDeployment
 from tests.harness.person import Person, ReceivedMessage
 from tests.harness.reporter_pgp import ReporterGpg

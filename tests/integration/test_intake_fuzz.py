@@ -35,12 +35,12 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from bot.app import make_intake
-from bot.clock import SystemClock
 from bot.config import Config
 from bot.failpoints import Failpoints
-from bot.mail_intake import IntakeOutcome, MailIntake
-from bot.mail_parse import NotAMailError
-from bot.pgp import Pgp
+from bot.mailin.intake import IntakeOutcome, MailIntake
+from bot.mailin.parse import NotAMailError
+from bot.pgp.gpg import Pgp
+from bot.policy.clock import SystemClock
 from storage.db import Database
 from tests.corpus.build import OutsideWorld, fill_cases, load_manifest, needs_key
 from tests.harness.bot import make_bot_key

@@ -1,11 +1,12 @@
-"""Forwarded reports as each mail client writes them, in Dutch and English (bot/forwarded.py)."""
+"""Forwarded reports as each mail client writes them, in Dutch and English
+(bot/mailin/forwarded.py)."""
 
 from __future__ import annotations
 
 from email.message import EmailMessage
 
-from bot.forwarded import detect_forward, has_forward_prefix
-from bot.mail_parse import attachment_payloads
+from bot.mailin.forwarded import detect_forward, has_forward_prefix
+from bot.mailin.parse import attachment_payloads
 
 REPORT = (
     "Hello,\n\nThe search page https://parkeren.haaksbergen.example/zoeken echoes its "

@@ -1,10 +1,10 @@
-"""Tests for bot.language: realistic Dutch and English report snippets, and the fallbacks."""
+"""Tests for bot.mailin.language: realistic Dutch and English report snippets, and the fallbacks."""
 
 from __future__ import annotations
 
 import pytest
 
-from bot.language import detect_language, strip_quotes_and_signature
+from bot.mailin.language import detect_language, strip_quotes_and_signature
 
 DUTCH_REPORTS = [
     # Short ones.

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.lifecycle import (
+from bot.policy.lifecycle import (
     Case,
     CaseState,
     TransitionError,

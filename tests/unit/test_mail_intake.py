@@ -17,15 +17,15 @@ import pytest
 import pytest_asyncio
 
 from bot.app import make_calendar
-from bot.attachments import AttachmentSource, AttachmentUnavailable
 from bot.config import Config, load_config
 from bot.failpoints import Failpoints
-from bot.intake_posts import AUTOMATIC_MAIL, FORWARDED_BY, QUOTED_HIDDEN, RELATED_TO
-from bot.mail_intake import IntakeOutcome, MailIntake
-from bot.pgp import MIN_S2K_COUNT, Pgp
-from bot.posts import message_content
-from bot.report_check import MISSING_LABELS
-from bot.reporter_keys import KEY_IMPORTED, KEY_NOT_IMPORTED
+from bot.mailin.attachments import AttachmentSource, AttachmentUnavailable
+from bot.mailin.intake import IntakeOutcome, MailIntake
+from bot.mailin.intake_posts import AUTOMATIC_MAIL, FORWARDED_BY, QUOTED_HIDDEN, RELATED_TO
+from bot.mailin.report_check import MISSING_LABELS
+from bot.mailin.reporter_keys import KEY_IMPORTED, KEY_NOT_IMPORTED
+from bot.matrix.posts import message_content
+from bot.pgp.gpg import MIN_S2K_COUNT, Pgp
 from commands.registry import split_command
 from storage.db import Database
 from tests.harness.reporter_pgp import ReporterGpg
@@ -456,8 +456,8 @@ async def test_report_that_is_replayed_is_stored_once(env: Env) -> None:
 
 
 def test_related_lines_show_the_most_recent_and_count_the_rest() -> None:
-    from bot.intake_posts import MAX_RELATED_LINES, related_lines
-    from storage.intake import RelatedCase
+    from bot.mailin.intake_posts import MAX_RELATED_LINES, related_lines
+    from storage.case_intake import RelatedCase
 
     related = [RelatedCase(f"CVD-2026-{n:04d}", ("portal.example.nl",)) for n in range(1, 26)]
     lines = related_lines(related)

@@ -1,4 +1,4 @@
-"""Tests for bot.mail_parse: real-client mails, broken mails, automatic mails, and fuzzing."""
+"""Tests for bot.mailin.parse: real-client mails, broken mails, automatic mails, and fuzzing."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.html_text import html_to_text, sanitize_html
-from bot.mail_parse import (
+from bot.mailin.html_text import html_to_text, sanitize_html
+from bot.mailin.parse import (
     CASE_ID_RE,
     NotAMailError,
     ParsedMail,
@@ -1113,7 +1113,7 @@ def test_fuzz_header_soup(raw: bytes) -> None:
     _check_never_raises_but_not_a_mail(raw)
 
 
-# -- the HTML body path (bot.html_text) -----------------------------------------------------
+# -- the HTML body path (bot.mailin.html_text) -----------------------------------------------------
 
 
 def test_html_to_text_structure() -> None:

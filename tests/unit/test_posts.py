@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.intake_posts import mail_post
-from bot.posts import defuse_mentions, message_content
+from bot.mailin.intake_posts import mail_post
+from bot.matrix.posts import defuse_mentions, message_content
 
 
 def test_mentions_are_defused() -> None:

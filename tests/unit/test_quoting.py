@@ -1,8 +1,8 @@
-"""Replies without their quoted history, as each mail client writes them (bot/quoting.py)."""
+"""Replies without their quoted history, as each mail client writes them (bot/mailin/quoting.py)."""
 
 from __future__ import annotations
 
-from bot.quoting import QUOTE_PLACEHOLDER, strip_quoted
+from bot.mailin.quoting import QUOTE_PLACEHOLDER, strip_quoted
 
 HISTORY = "Thank you for your report CVD-2026-0001. To assess it properly"
 

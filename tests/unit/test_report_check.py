@@ -1,8 +1,9 @@
-"""The policy's requirements check and the hosts/URLs a report names (bot/report_check.py)."""
+"""The policy's requirements check and the hosts/URLs a report names
+(bot/mailin/report_check.py)."""
 
 from __future__ import annotations
 
-from bot.report_check import (
+from bot.mailin.report_check import (
     MISSING_LABELS,
     Evidence,
     check_report,

@@ -1,4 +1,4 @@
-"""Tests for bot.reporter_mail: templates, subjects, dates and the built message."""
+"""Tests for bot.mailout.compose: templates, subjects, dates and the built message."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bot.reporter_mail import (
+from bot.mailout.compose import (
     KINDS,
     LANGUAGES,
     MailKind,
@@ -28,7 +28,7 @@ from bot.reporter_mail import (
 )
 
 TZ = "Europe/Amsterdam"
-TEMPLATES = Path(__file__).resolve().parents[2] / "bot" / "templates" / "mail"
+TEMPLATES = Path(__file__).resolve().parents[2] / "bot" / "mailout" / "templates"
 
 FULL = ReporterMailContext(
     case_id="CVD-2026-0007",

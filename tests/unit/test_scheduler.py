@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from bot.config import Config
-from bot.digest import DigestService, due_until, moment_at_or_before
-from bot.pgp import Pgp
-from bot.scheduler import make_scheduler
+from bot.pgp.gpg import Pgp
+from bot.policy.workdays import WorkingCalendar
 from bot.services import calendar_rules
-from bot.sla import WorkingCalendar
+from bot.watch.digest import DigestService, due_until, moment_at_or_before
+from bot.watch.scheduler import make_scheduler
 from storage import outbox
 from storage.db import Database
 from tests.unit.test_sla_commands import MovableClock

@@ -14,11 +14,11 @@ import pytest
 
 from bot.config import Config
 from bot.failpoints import Failpoints
-from bot.lifecycle import CaseState
-from bot.mail_out import ReporterMailer
-from bot.pgp import Pgp
+from bot.mailout.reporter import ReporterMailer
+from bot.pgp.gpg import Pgp
+from bot.policy.lifecycle import CaseState
+from bot.policy.workdays import WorkingCalendar
 from bot.services import Services, calendar_rules
-from bot.sla import WorkingCalendar
 from commands import build_registry
 from commands.dispatch import CommandDispatcher, IncomingMessage
 from storage import case_events, cases

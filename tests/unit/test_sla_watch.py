@@ -18,10 +18,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.config import Config
-from bot.lifecycle import Case, CaseState
+from bot.policy.lifecycle import Case, CaseState
+from bot.policy.workdays import WorkingCalendar, case_deadlines
 from bot.services import calendar_rules
-from bot.sla import WorkingCalendar, case_deadlines
-from bot.sla_watch import (
+from bot.watch.deadline_warnings import (
     SlaWatch,
     advance_working,
     open_clocks,
@@ -334,7 +334,7 @@ async def test_tick_reads_only_due_cases_through_the_index(
 async def test_extend_forgets_points_that_lie_ahead_again(
     db: Database, config: Config, calendar: WorkingCalendar
 ) -> None:
-    from bot.sla_watch import forget_future_fix_warnings
+    from bot.watch.deadline_warnings import forget_future_fix_warnings
 
     received = RECEIVED.astimezone(UTC)
     case = await add_case(

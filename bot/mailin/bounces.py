@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from email import policy
 from email.parser import BytesHeaderParser
 
-from bot.mail_parse import AttachmentInfo, extract_message_ids, find_case_ids
+from bot.mailin.parse import AttachmentInfo, extract_message_ids, find_case_ids
 
 __all__ = ["ReturnedMail", "delivery_summary", "returned_mail"]
 

@@ -32,10 +32,10 @@ from typing import Any
 import aiosqlite
 
 from bot.config import Config
-from bot.lifecycle import Case, CaseState
-from bot.posts import Post, defuse_mentions, post_to_case, text_to_html
-from bot.render import local, time_left
-from bot.sla import WorkingCalendar
+from bot.matrix.posts import Post, defuse_mentions, post_to_case, text_to_html
+from bot.matrix.render import local, time_left
+from bot.policy.lifecycle import Case, CaseState
+from bot.policy.workdays import WorkingCalendar
 from storage import case_events, cases, outbox
 from storage import sla as sla_store
 from storage.db import Database

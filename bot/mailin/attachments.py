@@ -15,9 +15,9 @@ from email import policy
 from email.message import EmailMessage
 from typing import Any, Literal
 
-from bot.mail_parse import AttachmentInfo, NotAMailError, ParsedMail, attachment_payloads
-from bot.pgp import DecryptResult, Pgp
-from bot.posts import defuse_mentions
+from bot.mailin.parse import AttachmentInfo, NotAMailError, ParsedMail, attachment_payloads
+from bot.matrix.posts import defuse_mentions
+from bot.pgp.gpg import DecryptResult, Pgp
 from storage import mails
 from storage.db import Database
 

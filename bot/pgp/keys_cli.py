@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.config import Config, ConfigError, load_config
-from bot.pgp import Pgp, PgpError, format_fingerprint
+from bot.pgp.gpg import Pgp, PgpError, format_fingerprint
 
 __all__ = ["add_key_commands", "cmd_keys"]
 

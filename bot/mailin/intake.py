@@ -27,8 +27,9 @@ from zoneinfo import ZoneInfo
 
 import aiosqlite
 
-from bot import render
-from bot.attachments import (
+from bot.config import Config
+from bot.failpoints import Failpoints
+from bot.mailin.attachments import (
     Layer,
     display_name,
     is_pgp_mime_encrypted,
@@ -37,12 +38,9 @@ from bot.attachments import (
     postable,
     readable_layer,
 )
-from bot.bounces import delivery_summary, returned_mail
-from bot.clock import Clock
-from bot.config import Config
-from bot.failpoints import Failpoints
-from bot.forwarded import ForwardedReport, detect_forward
-from bot.intake_posts import (
+from bot.mailin.bounces import delivery_summary, returned_mail
+from bot.mailin.forwarded import ForwardedReport, detect_forward
+from bot.mailin.intake_posts import (
     AUTOMATIC_MAIL,
     NOT_FROM_REPORTER,
     UNDECRYPTABLE,
@@ -56,22 +54,24 @@ from bot.intake_posts import (
     related_lines,
     signature_line,
 )
-from bot.language import detect_language
-from bot.lifecycle import Case, CaseState
-from bot.mail_parse import AttachmentInfo, ParsedMail, find_case_ids, parse_mail, parse_message
-from bot.pgp import DecryptResult, Pgp, SignatureInfo
-from bot.posts import Post, post_case_root, post_to_case
-from bot.quoting import strip_quoted
-from bot.report_check import (
+from bot.mailin.language import detect_language
+from bot.mailin.parse import AttachmentInfo, ParsedMail, find_case_ids, parse_mail, parse_message
+from bot.mailin.quoting import strip_quoted
+from bot.mailin.report_check import (
     Evidence,
     check_report,
     extract_targets,
     is_no_reply,
     reachable_address,
 )
-from bot.reporter_keys import KeyOutcome, find_key_material, import_reporter_keys
-from bot.sla import WorkingCalendar, case_deadlines
-from storage import case_events, cases, intake, mails, outbox
+from bot.mailin.reporter_keys import KeyOutcome, find_key_material, import_reporter_keys
+from bot.matrix import render
+from bot.matrix.posts import Post, post_case_root, post_to_case
+from bot.pgp.gpg import DecryptResult, Pgp, SignatureInfo
+from bot.policy.clock import Clock
+from bot.policy.lifecycle import Case, CaseState
+from bot.policy.workdays import WorkingCalendar, case_deadlines
+from storage import case_events, case_intake, cases, mails, outbox
 from storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -416,9 +416,9 @@ class MailIntake:
             if checked
             else None
         )
-        await intake.record_case_intake(
+        await case_intake.record_case_intake(
             conn,
-            intake.CaseIntake(
+            case_intake.CaseIntake(
                 case_id=case_id,
                 forwarded_by=parsed.from_address if forwarded else None,
                 forward_style=forwarded.style if forwarded else None,
@@ -433,10 +433,10 @@ class MailIntake:
         targets = extract_targets(
             f"{subject}\n{report_text}", ignore_domains=self._ignored_domains(parsed, reporter)
         )
-        await intake.add_targets(
+        await case_intake.add_targets(
             conn, case_id, hosts=targets.hosts, urls=targets.urls, mail_id=mail_id
         )
-        related = await intake.related_open_cases(conn, case_id, targets.hosts)
+        related = await case_intake.related_open_cases(conn, case_id, targets.hosts)
 
         await case_events.record(
             conn,
@@ -525,7 +525,7 @@ class MailIntake:
         """Remember the keys imported from this mail; the lines the thread should show."""
         for outcome in reading.keys:
             if outcome.imported_fingerprint and reading.sender:
-                await intake.remember_reporter_key(
+                await case_intake.remember_reporter_key(
                     conn,
                     address=reading.sender,
                     fingerprint=outcome.imported_fingerprint,
@@ -602,10 +602,10 @@ class MailIntake:
             f"{reading.subject}\n{text}",
             ignore_domains=self._ignored_domains(parsed, case.reporter_address),
         )
-        await intake.add_targets(
+        await case_intake.add_targets(
             conn, case.id, hosts=targets.hosts, urls=targets.urls, mail_id=mail_id
         )
-        record = await intake.get_case_intake(conn, case.id)
+        record = await case_intake.get_case_intake(conn, case.id)
         if record is None or record.has_contact is None:
             return []
         before = Evidence(
@@ -622,7 +622,7 @@ class MailIntake:
         )
         if now_known == before:
             return []
-        await intake.update_evidence(
+        await case_intake.update_evidence(
             conn,
             case.id,
             has_contact=now_known.contact,

@@ -1,6 +1,6 @@
 """Mail to reporters: renders the Dutch and English templates and builds the message.
 
-Templates live in ``bot/templates/mail/<kind>.<language>.txt``; each has a
+Templates live in ``bot/mailout/templates/<kind>.<language>.txt``; each has a
 ``{% block subject %}`` (one line, without the case tag, which is added here) and a
 ``{% block body %}`` (plain text). Rendering is pure; nothing here sends or stores mail.
 """
@@ -211,7 +211,7 @@ def format_datetime(moment: datetime, language: MailLanguage, timezone: str) -> 
 def _environment() -> jinja2.Environment:
     # Cached because it only caches compiled templates; it holds no per-case state.
     return jinja2.Environment(
-        loader=jinja2.PackageLoader("bot", "templates"),
+        loader=jinja2.PackageLoader("bot.mailout", "templates"),
         autoescape=False,  # noqa: S701 - plain-text mail, never HTML
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
@@ -222,8 +222,8 @@ def _environment() -> jinja2.Environment:
 
 
 def template_name(kind: MailKind, language: MailLanguage) -> str:
-    """Loader name of a template: ``mail/<kind>.<language>.txt``."""
-    return f"mail/{kind}.{language}.txt"
+    """Loader name of a template: ``<kind>.<language>.txt``."""
+    return f"{kind}.{language}.txt"
 
 
 def _template_vars(

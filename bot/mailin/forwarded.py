@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 from email.utils import getaddresses
 
-from bot.mail_parse import AttachmentInfo, NotAMailError, parse_mail
+from bot.mailin.parse import AttachmentInfo, NotAMailError, parse_mail
 
 __all__ = ["ForwardedReport", "detect_forward", "has_forward_prefix"]
 

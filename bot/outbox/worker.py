@@ -15,13 +15,13 @@ from typing import Any, Protocol
 
 import aiosqlite
 
-from bot.attachments import AttachmentSource, AttachmentUnavailable, media_content
-from bot.clock import Clock
 from bot.config import Config
 from bot.failpoints import Failpoints
-from bot.mail_out import SmtpDeliveryError, SmtpSender, retry_delay
-from bot.matrix import MatrixAdapter, MatrixSendError
-from bot.posts import Post, message_content, post_to_case, txn_id_for
+from bot.mailin.attachments import AttachmentSource, AttachmentUnavailable, media_content
+from bot.mailout.reporter import SmtpDeliveryError, SmtpSender, retry_delay
+from bot.matrix.client import MatrixAdapter, MatrixSendError
+from bot.matrix.posts import Post, message_content, post_to_case, txn_id_for
+from bot.policy.clock import Clock
 from storage import cases, outbox
 from storage.db import Database
 from storage.outbox import Channel, OutboxItem
@@ -107,8 +107,8 @@ class MatrixHandler:
             raise DeliveryError(str(exc), retryable=exc.retryable) from exc
 
     def _for_unencrypted_room(self, room_id: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """Posts for digest_room carry a variant without report content (bot/sla_watch.py,
-        bot/digest.py) that may go into a joined room that is not end-to-end encrypted; a
+        """Posts for digest_room carry a variant without report content (deadline warnings,
+        the digest) that may go into a joined room that is not end-to-end encrypted; a
         chart is never sent there; everything else waits for an encrypted room."""
         joined = self._matrix.is_joined(room_id)
         if joined and payload["kind"] == "image":
@@ -149,7 +149,7 @@ class MatrixHandler:
     async def _send_media(
         self, room_id: str, item: OutboxItem, thread_root: str | None, last: str | None
     ) -> str:
-        """A report's attachment, read back from the stored mail (bot/attachments.py),
+        """A report's attachment, read back from the stored mail (bot/mailin/attachments.py),
         uploaded encrypted and sent into the case thread.
 
         Unlike a text post, an attachment that keeps failing is given up (and the thread

@@ -10,12 +10,12 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from bot import render
-from bot.lifecycle import Case, CaseState
-from bot.posts import defuse_mentions
-from bot.render import local, time_left
-from bot.sla import Deadline
-from bot.sla_watch import (
+from bot.matrix import render
+from bot.matrix.posts import defuse_mentions
+from bot.matrix.render import local, time_left
+from bot.policy.lifecycle import Case, CaseState
+from bot.policy.workdays import Deadline
+from bot.watch.deadline_warnings import (
     PROMISE_LABELS,
     effective_fix_due,
     forget_future_fix_warnings,

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
 
-from bot.html_text import html_to_text
+from bot.mailin.html_text import html_to_text
 
 __all__ = [
     "CASE_ID_RE",

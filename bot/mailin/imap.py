@@ -18,8 +18,8 @@ from typing import Any
 import aioimaplib
 
 from bot.config import ImapConfig
-from bot.mail_intake import MailIntake
-from bot.mail_parse import NotAMailError
+from bot.mailin.intake import MailIntake
+from bot.mailin.parse import NotAMailError
 from storage import sync_state
 from storage.db import Database
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from email.message import Message
 from email.utils import getaddresses
 
-from bot.mail_parse import AttachmentInfo
-from bot.pgp import Pgp, PgpError, format_fingerprint
+from bot.mailin.parse import AttachmentInfo
+from bot.pgp.gpg import Pgp, PgpError, format_fingerprint
 
 __all__ = [
     "KEY_IMPORTED",

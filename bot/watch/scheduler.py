@@ -31,12 +31,12 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot.clock import Clock
 from bot.config import Config
-from bot.digest import DigestService
-from bot.pgp import Pgp
-from bot.sla import WorkingCalendar
-from bot.sla_watch import SlaWatch, TickResult
+from bot.pgp.gpg import Pgp
+from bot.policy.clock import Clock
+from bot.policy.workdays import WorkingCalendar
+from bot.watch.deadline_warnings import SlaWatch, TickResult
+from bot.watch.digest import DigestService
 from storage.db import Database
 
 log = logging.getLogger(__name__)

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from bot.lifecycle import Case, CaseState
-from bot.posts import Post, defuse_mentions
+from bot.matrix.posts import Post, defuse_mentions
+from bot.policy.lifecycle import Case, CaseState
 
 
 def local(at: datetime, tz: ZoneInfo) -> str:

@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from email.utils import getaddresses
 
-from bot.attachments import size_text
-from bot.pgp import SignatureInfo, format_fingerprint
-from bot.posts import Post, defuse_mentions, text_to_html
-from bot.report_check import COMPLETE_TEXT, Evidence, missing_text
-from storage.intake import RelatedCase
+from bot.mailin.attachments import size_text
+from bot.mailin.report_check import COMPLETE_TEXT, Evidence, missing_text
+from bot.matrix.posts import Post, defuse_mentions, text_to_html
+from bot.pgp.gpg import SignatureInfo, format_fingerprint
+from storage.case_intake import RelatedCase
 
 __all__ = [
     "AUTOMATIC_MAIL",

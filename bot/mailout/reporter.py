@@ -20,9 +20,9 @@ import aiosmtplib
 import aiosqlite
 
 from bot.config import Config
-from bot.lifecycle import Case
-from bot.pgp import Pgp
-from bot.reporter_mail import MailKind, ReporterMailContext, build_reporter_mail, new_message_id
+from bot.mailout.compose import MailKind, ReporterMailContext, build_reporter_mail, new_message_id
+from bot.pgp.gpg import Pgp
+from bot.policy.lifecycle import Case
 from storage import mails, outbox
 
 log = logging.getLogger(__name__)

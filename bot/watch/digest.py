@@ -36,15 +36,15 @@ from zoneinfo import ZoneInfo
 
 import aiosqlite
 
-from bot.chart import HEIGHT, WIDTH, ChartData, render_chart
 from bot.config import Config
-from bot.matrix import MatrixAdapter
-from bot.pgp import Pgp, PgpError
-from bot.posts import Post, defuse_mentions
-from bot.render import local, time_left
-from bot.reporter_mail import new_message_id
-from bot.sla import WorkingCalendar
-from bot.sla_watch import enqueue_room_post, permalink
+from bot.mailout.compose import new_message_id
+from bot.matrix.client import MatrixAdapter
+from bot.matrix.posts import Post, defuse_mentions
+from bot.matrix.render import local, time_left
+from bot.pgp.gpg import Pgp, PgpError
+from bot.policy.workdays import WorkingCalendar
+from bot.watch.chart import HEIGHT, WIDTH, ChartData, render_chart
+from bot.watch.deadline_warnings import enqueue_room_post, permalink
 from storage import outbox
 from storage import sla as sla_store
 from storage.db import Database
