@@ -15,6 +15,7 @@ from bot.matrix.posts import defuse_mentions
 from bot.matrix.render import local, time_left
 from bot.policy.lifecycle import Case, CaseState
 from bot.policy.workdays import Deadline
+from bot.text import duration, shorten
 from bot.watch.deadline_warnings import (
     PROMISE_LABELS,
     effective_fix_due,
@@ -32,18 +33,6 @@ group = CommandGroup()
 MAX_EXTEND_DAYS = 365
 CASES_SHOWN = 50
 SUBJECT_CHARS = 60
-
-
-def duration(span: timedelta) -> str:
-    """'2d 3h', '3h 5m', '5m': how long something lasted."""
-    minutes = int(span.total_seconds()) // 60
-    days, rest = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {minutes}m"
-    return f"{minutes}m"
 
 
 def _state_of(due: datetime, done: datetime | None, now: datetime, tz: ZoneInfo) -> str:
@@ -346,9 +335,7 @@ async def cases_command(ctx: CommandContext, filter: str | None) -> str:
             nxt = "no deadline running"
         if paused:
             nxt += " · fix clock paused"
-        subject = defuse_mentions(" ".join(line.subject.split()))
-        if len(subject) > SUBJECT_CHARS:
-            subject = subject[: SUBJECT_CHARS - 1] + "…"
+        subject = shorten(defuse_mentions(" ".join(line.subject.split())), SUBJECT_CHARS)
         out.append(
             f"{line.id} · {line.state} · {line.assignee or 'unassigned'} · {nxt} · "
             f"{subject or '(no subject)'}"

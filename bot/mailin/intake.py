@@ -71,6 +71,7 @@ from bot.pgp.gpg import DecryptResult, Pgp, SignatureInfo
 from bot.policy.clock import Clock
 from bot.policy.lifecycle import Case, CaseState
 from bot.policy.workdays import WorkingCalendar, case_deadlines
+from bot.text import shorten
 from storage import case_events, case_intake, cases, mails, outbox
 from storage.db import Database
 
@@ -391,9 +392,9 @@ class MailIntake:
         case = Case(
             id=case_id,
             state=CaseState.NEW,
-            subject=_shorten(subject, _MAX_CASE_SUBJECT),
+            subject=shorten(subject, _MAX_CASE_SUBJECT),
             reporter_address=reporter,
-            reporter_name=_shorten(reporter_name, _MAX_NAME) if reporter_name else None,
+            reporter_name=shorten(reporter_name, _MAX_NAME) if reporter_name else None,
             language=language,
             received_at=received,
             acknowledge_due=deadlines.acknowledge.due,
@@ -477,7 +478,7 @@ class MailIntake:
         )
         shown = report_text
         if forwarded is not None and forwarded.note:
-            note = _shorten(forwarded.note, _MAX_NOTE_CHARS)
+            note = shorten(forwarded.note, _MAX_NOTE_CHARS)
             shown = f"{report_text}\n\n[Note from {parsed.from_address or 'the forwarder'}: {note}]"
         excerpt = mail_post(
             "📨 The report:",
@@ -570,7 +571,7 @@ class MailIntake:
             warnings.append(f"{NOT_FROM_REPORTER} ({case.reporter_address}).")
         stripped = strip_quoted(reading.text)
         post = mail_post(
-            f"📨 Follow-up mail from {sender}: {_shorten(reading.subject, _MAX_CASE_SUBJECT)}",
+            f"📨 Follow-up mail from {sender}: {shorten(reading.subject, _MAX_CASE_SUBJECT)}",
             stripped.text,
             max_chars=self._config.limits.max_body_chars_in_thread,
             info=info,
@@ -650,7 +651,7 @@ class MailIntake:
             info.append(f"Delivery report: {summary}")
         post = mail_post(
             f"🤖 {AUTOMATIC_MAIL} ({parsed.automatic_reason}) from {sender}: "
-            f"{_shorten(reading.subject, _MAX_CASE_SUBJECT)}",
+            f"{shorten(reading.subject, _MAX_CASE_SUBJECT)}",
             strip_quoted(reading.text).text,
             max_chars=min(_MAX_AUTOMATIC_CHARS, self._config.limits.max_body_chars_in_thread),
             info=info,
@@ -720,10 +721,6 @@ def _header_section(raw: bytes) -> Message | None:
         return BytesHeaderParser(policy=policy.compat32).parsebytes(raw)
     except Exception:  # only the Autocrypt header is read from it; hostile bytes mean none
         return None
-
-
-def _shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def _mail_actor(reading: _Reading) -> str:

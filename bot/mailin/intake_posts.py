@@ -17,6 +17,7 @@ from bot.mailin.attachments import size_text
 from bot.mailin.report_check import COMPLETE_TEXT, Evidence, missing_text
 from bot.matrix.posts import Post, defuse_mentions, text_to_html
 from bot.pgp.gpg import SignatureInfo, format_fingerprint
+from bot.text import shorten
 from storage.case_intake import RelatedCase
 
 __all__ = [
@@ -112,8 +113,7 @@ def forwarded_line(forwarder: str | None, style: str, note_given: bool) -> str:
 def _line(text: str) -> str:
     """One line of a post from mail-derived parts: defused, and short enough that the
     mail text itself still fits the event."""
-    text = defuse_mentions(text)
-    return text if len(text) <= _MAX_LINE else text[: _MAX_LINE - 1] + "…"
+    return shorten(defuse_mentions(text), _MAX_LINE)
 
 
 def _fit(text: str, max_chars: int, overhead: int) -> tuple[str, int]:

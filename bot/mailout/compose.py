@@ -20,6 +20,8 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 
+from bot.text import shorten
+
 __all__ = [
     "DEFAULT_ORGANISATION",
     "KINDS",
@@ -157,8 +159,7 @@ def clean_report_subject(subject: str, language: MailLanguage = "en") -> str:
         text = _CASE_TAG_RE.sub(" ", text)
         text = " ".join(text.split())
         text = _REPLY_PREFIX_RE.sub("", text)
-    if len(text) > SUBJECT_MAX_CHARS:
-        text = text[: SUBJECT_MAX_CHARS - 1].rstrip() + "…"
+    text = shorten(text, SUBJECT_MAX_CHARS)
     return text or _NO_SUBJECT[language]
 
 

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from bot.matrix.posts import Post, defuse_mentions
 from bot.policy.lifecycle import Case, CaseState
+from bot.text import duration
 
 
 def local(at: datetime, tz: ZoneInfo) -> str:
@@ -18,19 +19,10 @@ def local(at: datetime, tz: ZoneInfo) -> str:
 
 
 def time_left(due: datetime, now: datetime) -> str:
-    seconds = int((due - now).total_seconds())
-    sign = "" if seconds >= 0 else "overdue by "
-    seconds = abs(seconds)
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes = rest // 60
-    if days:
-        amount = f"{days}d {hours}h"
-    elif hours:
-        amount = f"{hours}h {minutes}m"
-    else:
-        amount = f"{minutes}m"
-    return f"{sign}{amount}" if sign else f"{amount} left"
+    """'2d 3h left', or 'overdue by 5m'."""
+    if due >= now:
+        return f"{duration(due - now)} left"
+    return f"overdue by {duration(now - due)}"
 
 
 def deadline_lines(case: Case, tz: ZoneInfo, now: datetime | None = None) -> list[str]:
