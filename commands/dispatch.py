@@ -24,7 +24,7 @@ from bot.services import Services
 from commands.context import CommandContext
 from commands.registry import Command, CommandError, Registry, Role, UsageError, split_command
 from storage import cases, sync_state
-from storage.db import Database
+from storage.db import Database, savepoint
 
 log = logging.getLogger(__name__)
 
@@ -149,20 +149,17 @@ class CommandDispatcher:
         )
         # A savepoint, so a failing command leaves no half-made change behind while the
         # event is still recorded as handled and its error answer still goes out.
-        await conn.execute("SAVEPOINT command")
         try:
-            text = await command.handler(ctx, **values)
+            async with savepoint(conn, "command"):
+                text = await command.handler(ctx, **values)
         except (CommandError, TransitionError) as exc:
-            await conn.execute("ROLLBACK TO command")
             return case, Post.text(f"⚠️ {exc}")
         except Exception:
-            await conn.execute("ROLLBACK TO command")
             log.exception("!%s failed", command.name)
             return case, Post.text(
                 f"❌ !{command.name} failed because of an error in cvdbot; nothing was changed. "
                 "The details are in the bot's log."
             )
-        await conn.execute("RELEASE command")
         return ctx.case, Post.text(text)
 
     async def _find_case(

@@ -109,6 +109,22 @@ class Database:
             await self._conn.close()
 
 
+@asynccontextmanager
+async def savepoint(conn: aiosqlite.Connection, name: str) -> AsyncIterator[None]:
+    """A nested step inside an open transaction: when the block raises, only its own changes
+    are undone (and the exception goes on); the rest of the transaction stays."""
+    if not name.isidentifier():
+        raise ValueError(f"not a savepoint name: {name!r}")
+    await conn.execute(f"SAVEPOINT {name}")
+    try:
+        yield
+    except BaseException:
+        await conn.execute(f"ROLLBACK TO {name}")
+        await conn.execute(f"RELEASE {name}")
+        raise
+    await conn.execute(f"RELEASE {name}")
+
+
 def _create_private(path: Path) -> None:
     """Report contents live in this file: make it private before SQLite touches it."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -38,7 +38,7 @@ from bot.policy.lifecycle import Case, CaseState
 from bot.policy.workdays import WorkingCalendar
 from storage import case_events, cases, outbox
 from storage import sla as sla_store
-from storage.db import Database
+from storage.db import Database, savepoint
 from storage.sla import FixClock
 
 log = logging.getLogger(__name__)
@@ -306,14 +306,12 @@ class SlaWatch:
                 for case_id in due:
                     # One case that cannot be evaluated must not stop the others, nor come
                     # back at every tick.
-                    await conn.execute("SAVEPOINT sla_case")
                     try:
-                        await self._check(conn, case_id, now, result)
+                        async with savepoint(conn, "sla_case"):
+                            await self._check(conn, case_id, now, result)
                     except Exception:
-                        await conn.execute("ROLLBACK TO sla_case")
                         log.exception("SLA check of %s failed; next try in an hour", case_id)
                         await sla_store.set_next_check(conn, case_id, now + RETRY_AFTER_ERROR)
-                    await conn.execute("RELEASE sla_case")
             result.checked += len(due)
             if len(due) < BATCH:
                 break

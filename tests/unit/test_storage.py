@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from storage import cases, outbox, sync_state
-from storage.db import Database, migrations
+from storage.db import Database, migrations, savepoint
 
 NOW = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
 
@@ -85,4 +85,19 @@ async def test_handled_events_and_positions(tmp_path: Path) -> None:
         await sync_state.set_value(conn, "k", "v1")
         await sync_state.set_value(conn, "k", "v2")
         assert await sync_state.get_value(conn, "k") == "v2"
+    await db.close()
+
+
+async def test_savepoint_undoes_only_the_failed_step(tmp_path: Path) -> None:
+    db = await Database.open(tmp_path / "x.sqlite3")
+    async with db.transaction() as conn:
+        kept = await cases.allocate_case_id(conn, 2026)
+        try:
+            async with savepoint(conn, "step"):
+                await cases.allocate_case_id(conn, 2026)
+                raise RuntimeError("the step fails")
+        except RuntimeError:
+            pass
+        after = await cases.allocate_case_id(conn, 2026)
+    assert (kept, after) == (("CVD-2026-0001", 1), ("CVD-2026-0002", 2))
     await db.close()
