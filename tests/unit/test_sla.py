@@ -1,4 +1,4 @@
-"""Unit tests for bot/workdays.py: hand-checked deadlines against the real 2025-2031 calendar."""
+"""Unit tests for bot/policy/workdays.py: hand-checked deadlines against the real 2025-2031 calendar."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.policy import workdays
+from bot.policy import holiday_names
 from bot.policy.workdays import (
     CalendarRules,
     CaseDeadlines,
@@ -333,12 +333,12 @@ def test_dutch_holiday_names_and_moves() -> None:
 def test_names_do_not_follow_the_process_locale(monkeypatch: pytest.MonkeyPatch) -> None:
     # The package guesses a language from LANG when none is given; ours always asks.
     monkeypatch.setenv("LANG", "nl_NL.UTF-8")
-    workdays._package_holidays.cache_clear()
+    holiday_names.package_holidays.cache_clear()
     try:
         calendar = WorkingCalendar(CalendarRules())
         assert calendar.closed_reason(date(2026, 4, 27)) == "King's Day"
     finally:
-        workdays._package_holidays.cache_clear()
+        holiday_names.package_holidays.cache_clear()
 
 
 def test_liberation_day_modes() -> None:
@@ -586,7 +586,7 @@ def test_holiday_objects_built_once_per_year(monkeypatch: pytest.MonkeyPatch) ->
         return real(*args, **kwargs)
 
     calendar = WorkingCalendar(CalendarRules())
-    workdays._package_holidays.cache_clear()
+    holiday_names.package_holidays.cache_clear()
     monkeypatch.setattr(holidays, "country_holidays", counting)
     try:
         start = local("2026-01-05 08:00")
@@ -598,7 +598,7 @@ def test_holiday_objects_built_once_per_year(monkeypatch: pytest.MonkeyPatch) ->
         case_deadlines(again, start)
         assert len(calls) == 4
     finally:
-        workdays._package_holidays.cache_clear()
+        holiday_names.package_holidays.cache_clear()
 
 
 RULE_VARIANTS = [
