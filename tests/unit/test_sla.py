@@ -1,4 +1,4 @@
-"""Unit tests for bot/policy/workdays.py: hand-checked deadlines against the real 2025-2031 calendar."""
+"""Unit tests for bot/policy/workdays.py: hand-checked deadlines on the real 2025-2031 calendar."""
 
 from __future__ import annotations
 
