@@ -662,3 +662,27 @@ def test_working_time_is_elapsed_time_across_a_weekday_dst_change() -> None:
     start = datetime(2024, 4, 25, 12, 0, tzinfo=UTC)
     end = datetime(2024, 4, 26, 12, 0, tzinfo=UTC)
     assert calendar.working_time_between(start, end) == timedelta(hours=7)
+
+
+def test_business_hours_and_working_time_arithmetic() -> None:
+    assert DEFAULT.business_day() == timedelta(hours=8)
+    # Friday 27 November 2026 is a working day; the weekend after it is not.
+    assert DEFAULT.business_interval(date(2026, 11, 28)) is None
+    opens, closes = DEFAULT.business_interval(date(2026, 11, 27)) or (None, None)
+    assert (opens, closes) == (local("2026-11-27 09:00"), local("2026-11-27 17:00"))
+    assert DEFAULT.in_business_hours(local("2026-11-27 09:00"))
+    assert not DEFAULT.in_business_hours(local("2026-11-27 17:00"))
+    assert not DEFAULT.in_business_hours(local("2026-11-28 12:00"))
+    # Two working hours from Friday 16:00 end Monday 10:00, and back again.
+    assert DEFAULT.advance_working(local("2026-11-27 16:00"), timedelta(hours=2)) == local(
+        "2026-11-30 10:00"
+    )
+    assert DEFAULT.rewind_working(local("2026-11-30 10:00"), timedelta(hours=2)) == local(
+        "2026-11-27 16:00"
+    )
+    assert DEFAULT.deadline(local("2026-11-27 17:30"), "working", 2) == (
+        DEFAULT.working_day_deadline(local("2026-11-27 17:30"), 2)
+    )
+    assert DEFAULT.deadline(local("2026-11-27 17:30"), "calendar", 90) == (
+        DEFAULT.calendar_day_deadline(local("2026-11-27 17:30"), 90)
+    )
