@@ -173,7 +173,7 @@ async def measure(db_path: Path, rounds: int) -> dict[str, Any]:
     from bot.services import calendar_rules
     from bot.watch.deadline_warnings import SlaWatch
     from bot.watch.digest import build_digest, chart_png, render_html, render_text
-    from storage import sla as sla_store
+    from storage import case_overview
     from storage.db import Database
 
     config = bench_config(db_path)
@@ -221,7 +221,7 @@ async def measure(db_path: Path, rounds: int) -> dict[str, Any]:
             digests.append(time.perf_counter() - started)
     assert digest is not None
     async with db.transaction() as conn:
-        open_cases = await sla_store.open_cases(conn)
+        open_cases = await case_overview.open_cases(conn)
     await db.close()
     return {
         "cases": total,

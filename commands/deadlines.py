@@ -7,30 +7,30 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from bot.matrix import render
 from bot.matrix.posts import defuse_mentions
 from bot.matrix.render import local, time_left
-from bot.policy.lifecycle import Case, CaseState
-from bot.policy.workdays import Deadline
-from bot.text import duration, shorten
-from bot.watch.deadline_warnings import (
-    PROMISE_LABELS,
+from bot.policy import fix_clock
+from bot.policy.fix_clock import (
+    MAX_EXTEND_DAYS,
+    AlreadyPaused,
+    FixClock,
+    FixClockError,
     effective_fix_due,
-    forget_future_fix_warnings,
-    parse_points,
 )
+from bot.policy.promises import PROMISES, promise_days
+from bot.text import duration, shorten
+from bot.watch.deadline_warnings import forget_future_fix_warnings
+from bot.watch.warning_points import parse_points
 from commands.context import CommandContext
 from commands.registry import Arg, CommandError, CommandGroup
-from storage import case_events
-from storage import sla as sla_store
-from storage.sla import CaseLine
+from storage import case_events, case_overview, fix_clocks, sla_warnings
+from storage.case_overview import CaseLine
 
 group = CommandGroup()
-
-MAX_EXTEND_DAYS = 365
 CASES_SHOWN = 50
 SUBJECT_CHARS = 60
 
@@ -46,7 +46,7 @@ async def status_text(ctx: CommandContext) -> str:
     """!status: the case card with the fix clock as it stands (frozen while paused)."""
     case = ctx.the_case
     tz = ctx.services.tz
-    fix = await sla_store.fix_clock(ctx.conn, case.id)
+    fix = await fix_clocks.load(ctx.conn, case.id)
     shown = replace(case, fix_due=effective_fix_due(case, fix, ctx.now))
     lines = [render.status(shown, tz, ctx.now).body]
     if fix.paused_at is not None and case.fixed_at is None:
@@ -106,47 +106,27 @@ async def sla(ctx: CommandContext) -> str:
     tz = services.tz
     calendar = services.calendar
     policy = services.config.policy
-    fix = await sla_store.fix_clock(ctx.conn, case.id)
+    fix = await fix_clocks.load(ctx.conn, case.id)
     events = await case_events.history(ctx.conn, case.id)
+    days = promise_days(policy)
     lines = [
         f"{case.id}: how its deadlines are counted ({policy.timezone}, business hours "
         f"{policy.business_hours_start}–{policy.business_hours_end} on working days)."
     ]
-    rows: list[tuple[str, Deadline, datetime, datetime | None]] = [
-        (
-            "acknowledge",
-            calendar.working_day_deadline(case.received_at, policy.acknowledge_within_working_days),
-            case.acknowledge_due,
-            case.acknowledged_at,
-        ),
-        (
-            "assess",
-            calendar.working_day_deadline(case.received_at, policy.assess_within_working_days),
-            case.assess_due,
-            case.assessed_at,
-        ),
-    ]
-    for promise, deadline, stored, done in rows:
-        lines.append(f"{PROMISE_LABELS[promise]} — {_state_of(stored, done, ctx.now, tz)}:")
+    for promise in PROMISES:
+        deadline = calendar.deadline(case.received_at, promise.counting, days[promise.name])
+        if promise.pausable:
+            lines.extend(_fix_clock_lines(ctx, fix, promise.label, deadline.explain(tz), events))
+            continue
+        stored, done = promise.due(case), promise.done(case)
+        lines.append(f"{promise.label} — {_state_of(stored, done, ctx.now, tz)}:")
         lines.extend(f"  {line}" for line in deadline.explain(tz).splitlines())
         if deadline.due != stored:
             lines.append(
                 f"  Stored deadline: {local(stored, tz)} (counted under the policy settings "
                 "in force when the report came in)."
             )
-    base = calendar.calendar_day_deadline(case.received_at, policy.fix_within_days)
-    fix_due = effective_fix_due(case, fix, ctx.now)
-    if fix.paused and case.fixed_at is None:
-        fix_state = f"paused; {time_left(fix_due, ctx.now)} when it restarts"
-    else:
-        fix_state = _state_of(fix_due, case.fixed_at, ctx.now, tz)
-    lines.append(f"Fix — {fix_state}:")
-    lines.extend(f"  {line}" for line in base.explain(tz).splitlines())
-    history = _fix_history(events, tz, ctx.now)
-    if history:
-        lines.extend(history)
-        lines.append(f"  Fix deadline now: {local(fix_due, tz)}.")
-    warned = await sla_store.warnings_of(ctx.conn, case.id)
+    warned = await sla_warnings.warnings_of(ctx.conn, case.id)
     if warned:
         posted = ", ".join(f"{w.promise} {w.point} ({local(w.warned_at, tz)})" for w in warned)
         lines.append(f"Warnings posted: {posted}.")
@@ -156,9 +136,29 @@ async def sla(ctx: CommandContext) -> str:
     return "\n".join(lines)
 
 
-def _open_fix(case: Case) -> None:
-    if case.state is CaseState.FIXED:
-        raise CommandError(f"{case.id} is fixed: its fix clock has stopped for good.")
+def _fix_clock_lines(
+    ctx: CommandContext,
+    fix: FixClock,
+    label: str,
+    explained: str,
+    events: list[case_events.CaseEvent],
+) -> list[str]:
+    """The fix promise in !sla: its state, how it was counted, and its pauses and extensions."""
+    case = ctx.the_case
+    tz = ctx.services.tz
+    lines = []
+    fix_due = effective_fix_due(case, fix, ctx.now)
+    if fix.paused and case.fixed_at is None:
+        fix_state = f"paused; {time_left(fix_due, ctx.now)} when it restarts"
+    else:
+        fix_state = _state_of(fix_due, case.fixed_at, ctx.now, tz)
+    lines.append(f"{label} — {fix_state}:")
+    lines.extend(f"  {line}" for line in explained.splitlines())
+    history = _fix_history(events, tz, ctx.now)
+    if history:
+        lines.extend(history)
+        lines.append(f"  Fix deadline now: {local(fix_due, tz)}.")
+    return lines
 
 
 @group.command(
@@ -172,14 +172,17 @@ def _open_fix(case: Case) -> None:
 )
 async def pause(ctx: CommandContext, reason: str) -> str:
     case = ctx.the_case
-    _open_fix(case)
-    fix = await sla_store.fix_clock(ctx.conn, case.id)
-    if fix.paused_at is not None:
+    fix = await fix_clocks.load(ctx.conn, case.id)
+    try:
+        paused = fix_clock.pause(case, fix, ctx.now, reason)
+    except AlreadyPaused as exc:
         raise CommandError(
             f"the fix clock of {case.id} is already paused since "
-            f"{local(fix.paused_at, ctx.services.tz)} ({fix.pause_reason}); !resume first."
-        )
-    await sla_store.pause_fix(ctx.conn, case.id, ctx.now, reason)
+            f"{local(exc.since, ctx.services.tz)} ({exc.reason}); !resume first."
+        ) from None
+    except FixClockError as exc:
+        raise CommandError(str(exc)) from None
+    await fix_clocks.save(ctx.conn, case.id, paused)
     await case_events.record(
         ctx.conn,
         case.id,
@@ -188,11 +191,7 @@ async def pause(ctx: CommandContext, reason: str) -> str:
         at=ctx.now,
         data={"reason": reason, "fix_due": case.fix_due.isoformat()},
     )
-    running = [
-        name
-        for name, done in (("acknowledge", case.acknowledged_at), ("assess", case.assessed_at))
-        if done is None
-    ]
+    running = [p.name for p in PROMISES if not p.pausable and p.done(case) is None]
     still = ""
     if running:
         verb = "deadline keeps" if len(running) == 1 else "deadlines keep"
@@ -206,26 +205,26 @@ async def pause(ctx: CommandContext, reason: str) -> str:
 @group.command("resume", summary="restart the fix clock; the deadline moves by the time paused")
 async def resume(ctx: CommandContext) -> str:
     case = ctx.the_case
-    _open_fix(case)
-    fix = await sla_store.fix_clock(ctx.conn, case.id)
-    if fix.paused_at is None:
-        raise CommandError(f"the fix clock of {case.id} is running; there is nothing to resume.")
-    paused_for = max(ctx.now - fix.paused_at, timedelta(0))
-    new_due = (case.fix_due + paused_for).astimezone(UTC)
+    fix = await fix_clocks.load(ctx.conn, case.id)
+    try:
+        resumed = fix_clock.resume(case, fix, ctx.now)
+    except FixClockError as exc:
+        raise CommandError(str(exc)) from None
+    new_due = resumed.case.fix_due
     await ctx.save(
-        replace(case, fix_due=new_due),
+        resumed.case,
         "fix_resumed",
-        paused_seconds=int(paused_for.total_seconds()),
+        paused_seconds=int(resumed.paused_for.total_seconds()),
         reason=fix.pause_reason,
         fix_due_before=case.fix_due.isoformat(),
         fix_due=new_due.isoformat(),
     )
-    total = fix.paused_seconds + int(paused_for.total_seconds())
-    await sla_store.resume_fix(ctx.conn, case.id, total)
+    await fix_clocks.save(ctx.conn, case.id, resumed.clock)
     tz = ctx.services.tz
     return (
-        f"▶️ Fix clock of {case.id} restarted by {ctx.sender} after {duration(paused_for)} "
-        f"paused: fix due {local(new_due, tz)} ({time_left(new_due, ctx.now)})."
+        f"▶️ Fix clock of {case.id} restarted by {ctx.sender} after "
+        f"{duration(resumed.paused_for)} paused: fix due {local(new_due, tz)} "
+        f"({time_left(new_due, ctx.now)})."
     )
 
 
@@ -244,24 +243,22 @@ async def resume(ctx: CommandContext) -> str:
 )
 async def extend(ctx: CommandContext, days: str, reason: str) -> str:
     case = ctx.the_case
-    _open_fix(case)
     count = int(days)
-    if count > MAX_EXTEND_DAYS:
-        raise CommandError(f"at most {MAX_EXTEND_DAYS} days at a time")
     tz = ctx.services.tz
-    # Wall-clock arithmetic in the policy's zone: 17:00 stays 17:00 across a DST change.
-    new_due = (case.fix_due.astimezone(tz) + timedelta(days=count)).astimezone(UTC)
-    extended = replace(case, fix_due=new_due)
+    fix = await fix_clocks.load(ctx.conn, case.id)
+    try:
+        extended, fix = fix_clock.extend(case, fix, count, tz)
+    except FixClockError as exc:
+        raise CommandError(str(exc)) from None
     await ctx.save(
         extended,
         "fix_extended",
         days=count,
         reason=reason,
         fix_due_before=case.fix_due.isoformat(),
-        fix_due=new_due.isoformat(),
+        fix_due=extended.fix_due.isoformat(),
     )
-    await sla_store.extend_fix(ctx.conn, case.id, count)
-    fix = await sla_store.fix_clock(ctx.conn, case.id)
+    await fix_clocks.save(ctx.conn, case.id, fix)
     calendar = ctx.services.calendar
     points = parse_points(ctx.services.config.policy.warnings, calendar)
     await forget_future_fix_warnings(ctx.conn, extended, fix, calendar, points, ctx.now)
@@ -306,7 +303,7 @@ async def cases_command(ctx: CommandContext, filter: str | None) -> str:
     tz = ctx.services.tz
     now = ctx.now
     rows = []
-    for line in await sla_store.open_cases(ctx.conn):
+    for line in await case_overview.open_cases(ctx.conn):
         upcoming = _next_deadline(line)
         paused = line.fixed_at is None and line.fix_paused_at is not None
         if lowered in _STATES and line.state != lowered:

@@ -9,15 +9,12 @@ from typing import Any
 import aiosqlite
 
 from bot.policy.lifecycle import Case, CaseState, format_case_id
+from bot.policy.promises import PROMISES
 
 _DATETIME_FIELDS = {
     "received_at",
-    "acknowledge_due",
-    "assess_due",
-    "fix_due",
-    "acknowledged_at",
-    "assessed_at",
-    "fixed_at",
+    *(promise.due_field for promise in PROMISES),
+    *(promise.done_field for promise in PROMISES),
 }
 _COLUMNS = [f.name for f in fields(Case)]
 

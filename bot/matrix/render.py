@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from bot.matrix.posts import Post, defuse_mentions
 from bot.policy.lifecycle import Case, CaseState
+from bot.policy.promises import PROMISES
 from bot.text import duration
 
 
@@ -26,14 +27,11 @@ def time_left(due: datetime, now: datetime) -> str:
 
 
 def deadline_lines(case: Case, tz: ZoneInfo, now: datetime | None = None) -> list[str]:
-    rows = [
-        ("Acknowledge", case.acknowledge_due, case.acknowledged_at),
-        ("Assess", case.assess_due, case.assessed_at),
-        ("Fix", case.fix_due, case.fixed_at),
-    ]
+    """One line per promise: its deadline, and when it was kept or how much time is left."""
     lines = []
-    for label, due, done in rows:
-        line = f"{label} by {local(due, tz)}"
+    for promise in PROMISES:
+        due, done = promise.due(case), promise.done(case)
+        line = f"{promise.label} by {local(due, tz)}"
         if done is not None:
             line += f" — done {local(done, tz)}" + (" (late)" if done > due else "")
         elif now is not None:
@@ -56,7 +54,8 @@ def case_root(case: Case, tz: ZoneInfo, problems: list[str], details: Sequence[s
     ]
     if problems:
         lines.append("Problems with this mail: " + "; ".join(problems))
-    lines.append("Reply in this thread: !ack, !assess, !fixed, !status (!help for more).")
+    commands = [*(promise.command for promise in PROMISES), "!status"]
+    lines.append(f"Reply in this thread: {', '.join(commands)} (!help for more).")
     items = "".join(f"<li>{html.escape(line)}</li>" for line in deadline_lines(case, tz))
     problem_html = (
         f"<p>⚠️ Problems with this mail: {html.escape('; '.join(problems))}</p>" if problems else ""
@@ -67,8 +66,9 @@ def case_root(case: Case, tz: ZoneInfo, problems: list[str], details: Sequence[s
         + "".join(f"{html.escape(line)}<br>" for line in shown_details)
         + f"Received: {html.escape(local(case.received_at, tz))} · language: {case.language}</p>"
         f"<ul>{items}</ul>{problem_html}"
-        "<p>Reply in this thread: <code>!ack</code>, <code>!assess</code>, <code>!fixed</code>,"
-        " <code>!status</code> (<code>!help</code> for more).</p>"
+        "<p>Reply in this thread: "
+        + ", ".join(f"<code>{command}</code>" for command in commands)
+        + " (<code>!help</code> for more).</p>"
     )
     return Post("\n".join(lines), html_body)
 

@@ -27,137 +27,52 @@ The rule (the README copies this text):
 
 from __future__ import annotations
 
-import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
 
-Language = Literal["en", "nl"]
+from bot.policy.deadline import Deadline, rule_text
+from bot.policy.holiday_names import (
+    CLOSING_DAY,
+    ISO_DATE,
+    LIBERATION_DAY,
+    NAME_ALIASES,
+    NAME_SEPARATOR,
+    PACKAGE_LANGUAGES,
+    WEEKEND,
+    Language,
+    known_holiday_names,
+    normalise_name,
+    package_holidays,
+    pair_names,
+)
+from bot.policy.promises import BY_NAME, PROMISES, Counting
+
+__all__ = [
+    "CalendarRules",
+    "CaseDeadlines",
+    "Deadline",
+    "Language",
+    "LiberationDay",
+    "WorkingCalendar",
+    "case_deadlines",
+    "format_deadlines_lines",
+]
+
 LiberationDay = Literal["every_year", "package"]
 
-# The package infers the language of holiday names from the process locale when none is
-# given, so every lookup names its language explicitly; otherwise reasons would change with
-# LANG. en_US is the package's English; countries without it fall back to their own language.
-_PACKAGE_LANGUAGES: dict[Language, str] = {"en": "en_US", "nl": "nl"}
-
-# The package joins the names of holidays sharing a date with this separator (sorted per
-# language, so the English and Dutch lists are not in the same order).
-_NAME_SEPARATOR = "; "
-
-# Years scanned once per country to learn every holiday name the package can produce, so a
-# misspelt working_holidays entry is reported instead of silently ignored.
-_NAME_SCAN_YEARS = range(2000, 2041)
-
-_LIBERATION_DAY: tuple[str, str] = ("Liberation Day", "Bevrijdingsdag")
-_CLOSING_DAY: tuple[str, str] = ("closing day", "sluitingsdag")
-_WEEKEND: dict[int, tuple[str, str]] = {5: ("Saturday", "zaterdag"), 6: ("Sunday", "zondag")}
-
-# Plain English names people use that differ from the package's English names; values are
-# normalised package names.
-_NAME_ALIASES: dict[str, str] = {
-    "whit sunday": "pentecost",
-    "whitsunday": "pentecost",
-    "pentecost sunday": "pentecost",
-    "whit monday": "pentecost monday",
-    "whitmonday": "pentecost monday",
-    "boxing day": "second day of christmas",
-    "second christmas day": "second day of christmas",
-    "st stephens day": "second day of christmas",
-    "ascension": "ascension day",
-    "ascension thursday": "ascension day",
-    "easter": "easter sunday",
-    "new year": "new years day",
-    "kingsday": "kings day",
-}
-
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-def _normalise_name(name: str) -> str:
-    """Fold case, apostrophes, full stops and spacing so "King's Day" matches "kings  day"."""
-    folded = name.casefold()
-    for mark in ("'", "\u2019", "\u2018", "`", "."):
-        folded = folded.replace(mark, "")
-    return " ".join(folded.split())
-
-
-@lru_cache(maxsize=4096)
-def _package_holidays(country: str, year: int, language: str) -> tuple[tuple[date, str], ...]:
-    """The package's public holidays of one year, memoised across calendars.
-
-    Building a ``holidays`` object costs about a millisecond; deadlines for 100,000 cases
-    must not build one per call, so each (country, year, language) is built exactly once.
-    """
-    table = holidays.country_holidays(country, years=year, language=language)
-    return tuple(sorted(table.items()))
-
-
-@lru_cache(maxsize=64)
-def _known_holiday_names(country: str) -> frozenset[str]:
-    """Every normalised holiday name, in English and Dutch, the package knows for a country."""
-    names: set[str] = set(_NAME_ALIASES)
-    names.update(_normalise_name(n) for n in _LIBERATION_DAY)
-    for year in _NAME_SCAN_YEARS:
-        for language in _PACKAGE_LANGUAGES.values():
-            for _, joined in _package_holidays(country, year, language):
-                names.update(_normalise_name(n) for n in joined.split(_NAME_SEPARATOR))
-    return frozenset(names)
-
-
-@lru_cache(maxsize=256)
-def _translation(country: str, year: int) -> dict[str, str]:
-    """English to Dutch holiday names, learnt from the dates that carry a single holiday.
-
-    Only needed to pair the names on a date with two holidays (Hemelvaartsdag on 5 May in
-    2005), because the package sorts each language's joined names alphabetically.
-    """
-    english = dict(_package_holidays(country, year, _PACKAGE_LANGUAGES["en"]))
-    dutch = dict(_package_holidays(country, year, _PACKAGE_LANGUAGES["nl"]))
-    pairs = {
-        english[day]: dutch[day]
-        for day in english
-        if day in dutch
-        and _NAME_SEPARATOR not in english[day]
-        and _NAME_SEPARATOR not in dutch[day]
-    }
-    pairs[_LIBERATION_DAY[0]] = _LIBERATION_DAY[1]
-    return pairs
-
-
-def _pair_names(country: str, year: int, english: str, dutch: str) -> list[tuple[str, str]]:
-    """Split the joined names of one date into (English, Dutch) pairs of single holidays."""
-    en_names = english.split(_NAME_SEPARATOR)
-    nl_names = dutch.split(_NAME_SEPARATOR)
-    if len(en_names) == 1 and len(nl_names) == 1:
-        return [(english, dutch)]
-    # A name missing from this year's singles usually stands alone in a neighbouring year.
-    for offset in range(11):
-        for other in {year - offset, year + offset}:
-            translation = _translation(country, other)
-            if all(name in translation for name in en_names):
-                return [(name, translation[name]) for name in en_names]
-    return [(name, name) for name in en_names]
+# Ten years of days: no deadline is further away than that.
+_MAX_DAYS = 3700
 
 
 def _require_aware(value: datetime, what: str) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{what} must be a timezone-aware datetime, got {value!r}")
     return value
-
-
-@lru_cache(maxsize=256)
-def _rule_text(count: int, kind: Literal["working", "calendar"], language: Language) -> str:
-    words = {
-        ("working", "en"): ("working day", "working days"),
-        ("working", "nl"): ("werkdag", "werkdagen"),
-        ("calendar", "en"): ("calendar day", "calendar days"),
-        ("calendar", "nl"): ("kalenderdag", "kalenderdagen"),
-    }[(kind, language)]
-    return f"{count} {words[0] if count == 1 else words[1]}"
 
 
 @dataclass(frozen=True)
@@ -174,98 +89,29 @@ class CalendarRules:
     liberation_day: LiberationDay = "package"
 
 
-_WEEKDAYS: dict[Language, tuple[str, ...]] = {
-    "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"),
-    "nl": ("ma", "di", "wo", "do", "vr", "za", "zo"),
-}
-_MONTHS: dict[Language, tuple[str, ...]] = {
-    "en": ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
-    "nl": ("jan", "feb", "mrt", "apr", "mei", "jun", "jul", "aug", "sep", "okt", "nov", "dec"),
-}
-_PHRASES: dict[Language, dict[str, str]] = {
-    "en": {
-        "from": "from",
-        "received": "received",
-        "before": "before business hours",
-        "after": "after business hours",
-        "closed": "on a non-working day",
-        "due": "due",
-        "skipped": "Skipped",
-    },
-    "nl": {
-        "from": "vanaf",
-        "received": "ontvangen",
-        "before": "voor kantoortijd",
-        "after": "na kantoortijd",
-        "closed": "op een niet-werkdag",
-        "due": "uiterlijk",
-        "skipped": "Overgeslagen",
-    },
-}
-
-
-def _format_day(day: date, language: Language) -> str:
-    weekday = _WEEKDAYS[language][day.weekday()]
-    return f"{weekday} {day.day} {_MONTHS[language][day.month - 1]} {day.year}"
-
-
-def _format_moment(moment: datetime, language: Language) -> str:
-    return f"{_format_day(moment.date(), language)} {moment:%H:%M %Z}"
-
-
-@dataclass(frozen=True)
-class Deadline:
-    """One policy deadline and how it was reached, so the bot can explain it in the thread."""
-
-    due: datetime
-    clock_start: datetime
-    # Non-working days between the receipt and the due day, with English reasons; this
-    # includes the days that pushed the clock start forward.
-    skipped: tuple[tuple[date, str], ...]
-    rule: str
-    # The actual receipt time, so the explanation can say why the clock started later.
-    received: datetime | None = None
-    rule_nl: str = ""
-    # Dutch reasons aligned with ``skipped``; empty means the English ones are shown.
-    skipped_nl: tuple[str, ...] = ()
-
-    def explain(self, tz: ZoneInfo, language: Language = "en") -> str:
-        """One line on the start, the rule and the due time; a second one on skipped days."""
-        phrases = _PHRASES[language]
-        start = self.clock_start.astimezone(tz)
-        rule = self.rule_nl if language == "nl" and self.rule_nl else self.rule
-        first = f"{rule} {phrases['from']} {_format_moment(start, language)}"
-        if self.received is not None and self.received != self.clock_start:
-            received = self.received.astimezone(tz)
-            skipped_days = {day for day, _ in self.skipped}
-            if received.date() == start.date():
-                why = phrases["before"]
-            elif received.date() in skipped_days:
-                why = phrases["closed"]
-            else:
-                why = phrases["after"]
-            first += f" ({phrases['received']} {_format_moment(received, language)}, {why})"
-        first += f"; {phrases['due']} {_format_moment(self.due.astimezone(tz), language)}."
-        if not self.skipped:
-            return first
-        use_dutch = language == "nl" and len(self.skipped_nl) == len(self.skipped)
-        weekend = {names[0 if language == "en" else 1] for names in _WEEKEND.values()}
-        items = []
-        for index, (day, english) in enumerate(self.skipped):
-            reason = self.skipped_nl[index] if use_dutch else english
-            # The weekday abbreviation already says "Sat"/"Sun"; repeating it is noise.
-            text = _format_day(day, language)
-            items.append(text if reason in weekend else f"{text} ({reason})")
-        return f"{first}\n{phrases['skipped']}: {', '.join(items)}."
-
-
 @dataclass(frozen=True)
 class CaseDeadlines:
-    """The three deadlines the policy promises for one report."""
+    """The deadline of every promise (bot/policy/promises.py) for one report, by name:
+    ``deadlines["fix"]`` or ``deadlines.fix``."""
 
-    acknowledge: Deadline
-    assess: Deadline
-    fix: Deadline
+    by_promise: Mapping[str, Deadline]
+
+    def __getitem__(self, promise: str) -> Deadline:
+        return self.by_promise[promise]
+
+    def __getattr__(self, promise: str) -> Deadline:
+        # Only reached for names that are not attributes; guard the dataclass's own field so
+        # copying or unpickling a half-built object cannot recurse.
+        if promise.startswith("_") or promise == "by_promise":
+            raise AttributeError(promise)
+        try:
+            return self.by_promise[promise]
+        except KeyError:
+            raise AttributeError(promise) from None
+
+    def case_fields(self) -> dict[str, datetime]:
+        """The due times as `Case` keyword arguments: ``Case(..., **deadlines.case_fields())``."""
+        return {promise.due_field: self[promise.name].due for promise in PROMISES}
 
 
 class WorkingCalendar:
@@ -313,16 +159,16 @@ class WorkingCalendar:
         names: dict[str, str] = {}  # normalised name -> the entry as written, for errors
         for entry in rules.working_holidays:
             text = entry.strip()
-            if _ISO_DATE.match(text):
+            if ISO_DATE.match(text):
                 try:
                     dates.add(date.fromisoformat(text))
                 except ValueError as exc:
                     raise ValueError(f"working_holidays: {entry!r} is not a valid date") from exc
             else:
-                normalised = _normalise_name(text)
-                names[_NAME_ALIASES.get(normalised, normalised)] = entry
+                normalised = normalise_name(text)
+                names[NAME_ALIASES.get(normalised, normalised)] = entry
         if names:
-            known = _known_holiday_names(rules.holiday_country)
+            known = known_holiday_names(rules.holiday_country)
             unknown = sorted(repr(entry) for name, entry in names.items() if name not in known)
             if unknown:
                 raise ValueError(
@@ -344,17 +190,17 @@ class WorkingCalendar:
 
     def _holiday_table(self, year: int) -> dict[date, list[tuple[str, str]]]:
         country = self.rules.holiday_country
-        english = dict(_package_holidays(country, year, _PACKAGE_LANGUAGES["en"]))
-        dutch = dict(_package_holidays(country, year, _PACKAGE_LANGUAGES["nl"]))
+        english = dict(package_holidays(country, year, PACKAGE_LANGUAGES["en"]))
+        dutch = dict(package_holidays(country, year, PACKAGE_LANGUAGES["nl"]))
         table = {
-            day: _pair_names(country, year, name, dutch.get(day, name))
+            day: pair_names(country, year, name, dutch.get(day, name))
             for day, name in english.items()
         }
         if self.rules.liberation_day == "every_year":
             may_5 = date(year, 5, 5)
             entries = table.setdefault(may_5, [])
-            if _LIBERATION_DAY[0] not in (en for en, _ in entries):
-                entries.append(_LIBERATION_DAY)
+            if LIBERATION_DAY[0] not in (en for en, _ in entries):
+                entries.append(LIBERATION_DAY)
         return table
 
     def _year(self, year: int) -> dict[date, tuple[str, str]]:
@@ -366,17 +212,17 @@ class WorkingCalendar:
             kept = [
                 pair
                 for pair in entries
-                if _normalise_name(pair[0]) not in self._waived_names
-                and _normalise_name(pair[1]) not in self._waived_names
+                if normalise_name(pair[0]) not in self._waived_names
+                and normalise_name(pair[1]) not in self._waived_names
             ]
             if kept:
                 closed[day] = (
-                    _NAME_SEPARATOR.join(en for en, _ in kept),
-                    _NAME_SEPARATOR.join(nl for _, nl in kept),
+                    NAME_SEPARATOR.join(en for en, _ in kept),
+                    NAME_SEPARATOR.join(nl for _, nl in kept),
                 )
         for day in self.rules.closing_days:
             if day.year == year and day not in closed and day.weekday() < 5:
-                closed[day] = _CLOSING_DAY
+                closed[day] = CLOSING_DAY
         self._years[year] = closed
         return closed
 
@@ -387,7 +233,7 @@ class WorkingCalendar:
         reason = table.get(day)
         if reason is not None:
             return reason
-        return _WEEKEND.get(day.weekday())
+        return WEEKEND.get(day.weekday())
 
     def closed_reason(self, day: date, language: Language = "en") -> str | None:
         """None on a working day; otherwise the holiday name, "Saturday"/"Sunday" or
@@ -478,7 +324,7 @@ class WorkingCalendar:
         start = self.clock_start(received)
         due_day, counted = self._walk(start.date(), n)
         skipped = self._closed_before_start(received, start) + counted
-        rule = (_rule_text(n, "working", "en"), _rule_text(n, "working", "nl"))
+        rule = (rule_text(n, "working", "en"), rule_text(n, "working", "nl"))
         return self._deadline(received, start, due_day, skipped, rule)
 
     def calendar_day_deadline(self, received: datetime, days: int) -> Deadline:
@@ -488,7 +334,7 @@ class WorkingCalendar:
         start = self.clock_start(received)
         due_day = start.date() + timedelta(days=days)
         skipped = self._closed_before_start(received, start)
-        rule = (_rule_text(days, "calendar", "en"), _rule_text(days, "calendar", "nl"))
+        rule = (rule_text(days, "calendar", "en"), rule_text(days, "calendar", "nl"))
         return self._deadline(received, start, due_day, skipped, rule)
 
     def working_time_between(self, start: datetime, end: datetime) -> timedelta:
@@ -514,30 +360,95 @@ class WorkingCalendar:
             day += timedelta(days=1)
         return total
 
+    def deadline(self, received: datetime, counting: Counting, days: int) -> Deadline:
+        """A promise's deadline: ``days`` working or calendar days from the receipt."""
+        if counting == "working":
+            return self.working_day_deadline(received, days)
+        return self.calendar_day_deadline(received, days)
+
+    # -------------------------------------------------------------- working-time arithmetic
+
+    def business_day(self) -> timedelta:
+        """The length of one working day (business hours are wall-clock times on one date)."""
+        day = datetime(2000, 1, 3)
+        return datetime.combine(day, self.rules.business_end) - datetime.combine(
+            day, self.rules.business_start
+        )
+
+    def business_interval(self, day: date) -> tuple[datetime, datetime] | None:
+        """Business hours of a day in UTC; None on a non-working day."""
+        if not self.is_working_day(day):
+            return None
+        opens = self._at(day, self.rules.business_start).astimezone(UTC)
+        closes = self._at(day, self.rules.business_end).astimezone(UTC)
+        return opens, closes
+
+    def in_business_hours(self, moment: datetime) -> bool:
+        interval = self.business_interval(self.to_local(moment).date())
+        return interval is not None and interval[0] <= moment.astimezone(UTC) < interval[1]
+
+    def advance_working(self, start: datetime, amount: timedelta) -> datetime:
+        """The moment at which `amount` of working time has passed since `start`."""
+        remaining = amount
+        begin = start.astimezone(UTC)
+        day = self.to_local(start).date()
+        for _ in range(_MAX_DAYS):
+            interval = self.business_interval(day)
+            if interval is not None:
+                low, high = max(interval[0], begin), interval[1]
+                if high > low:
+                    if high - low >= remaining:
+                        return low + remaining
+                    remaining -= high - low
+            day += timedelta(days=1)
+        raise ValueError("no working time found within ten years")
+
+    def rewind_working(self, end: datetime, amount: timedelta) -> datetime:
+        """The moment from which exactly `amount` of working time is left until `end`."""
+        remaining = amount
+        finish = end.astimezone(UTC)
+        day = self.to_local(end).date()
+        for _ in range(_MAX_DAYS):
+            interval = self.business_interval(day)
+            if interval is not None:
+                low, high = interval[0], min(interval[1], finish)
+                if high > low:
+                    if high - low >= remaining:
+                        return high - remaining
+                    remaining -= high - low
+            day -= timedelta(days=1)
+        raise ValueError("no working time found within ten years")
+
 
 def case_deadlines(
     calendar: WorkingCalendar,
     received: datetime,
-    *,
-    acknowledge_days: int = 2,
-    assess_days: int = 5,
-    fix_days: int = 90,
+    days: Mapping[str, int] | None = None,
+    **named_days: int,
 ) -> CaseDeadlines:
-    """The policy's three deadlines for a report received at ``received``."""
+    """Every promise's deadline for a report received at ``received``.
+
+    ``days`` maps a promise name to its number of days (`promise_days(config.policy)`);
+    a promise left out gets its default. ``acknowledge_days=2``-style keywords work too.
+    """
+    wanted = {promise.name: promise.default_days for promise in PROMISES}
+    wanted.update(days or {})
+    for key, value in named_days.items():
+        name = key.removesuffix("_days")
+        if not key.endswith("_days") or name not in BY_NAME:
+            raise TypeError(f"case_deadlines() got an unexpected keyword argument {key!r}")
+        wanted[name] = value
     return CaseDeadlines(
-        acknowledge=calendar.working_day_deadline(received, acknowledge_days),
-        assess=calendar.working_day_deadline(received, assess_days),
-        fix=calendar.calendar_day_deadline(received, fix_days),
+        {
+            promise.name: calendar.deadline(received, promise.counting, wanted[promise.name])
+            for promise in PROMISES
+        }
     )
 
 
 def format_deadlines_lines(deadlines: CaseDeadlines, tz: ZoneInfo) -> list[str]:
-    """Three lines for ``cvdbot deadlines``: name and ISO 8601 due time with offset."""
+    """One line per promise for ``cvdbot deadlines``: name and ISO 8601 due time with offset."""
     return [
-        f"{name} {deadline.due.astimezone(tz).isoformat(timespec='seconds')}"
-        for name, deadline in (
-            ("acknowledge", deadlines.acknowledge),
-            ("assess", deadlines.assess),
-            ("fix", deadlines.fix),
-        )
+        f"{promise.name} {deadlines[promise.name].due.astimezone(tz).isoformat(timespec='seconds')}"
+        for promise in PROMISES
     ]

@@ -5,9 +5,8 @@ How it works:
 
 * Warning points (``policy.warnings``): "N%" (that share of the promise's time is used),
   "N working days left" / "N working hours left" (working time before the deadline), and
-  "overdue" (the deadline has passed). For acknowledge and assess, time is working time;
-  for fix it is calendar time with the paused time taken out (the fix deadline moves later
-  by exactly the time the clock was paused, so "time left" is frozen while paused).
+  "overdue" (the deadline has passed). When each passes is computed in
+  bot/watch/warning_points.py; this module stores, posts and escalates.
 * Each case row carries ``next_sla_check_at``, the next moment one of its points passes.
   A tick reads only the rows that are due, through an index: its cost follows the cases
   falling due, not the number of cases.
@@ -24,9 +23,9 @@ from __future__ import annotations
 
 import html
 import logging
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiosqlite
@@ -34,202 +33,27 @@ import aiosqlite
 from bot.config import Config
 from bot.matrix.posts import Post, defuse_mentions, post_to_case, text_to_html
 from bot.matrix.render import local, time_left
-from bot.policy.lifecycle import Case, CaseState
+from bot.policy import fix_clock
+from bot.policy.fix_clock import FixClock
+from bot.policy.lifecycle import Case
+from bot.policy.promises import BY_NAME, FIX
 from bot.policy.workdays import WorkingCalendar
-from storage import case_events, cases, outbox
-from storage import sla as sla_store
+from bot.watch.warning_points import (
+    Passage,
+    WarningPoint,
+    open_clocks,
+    parse_points,
+    passages,
+)
+from storage import case_events, cases, fix_clocks, next_checks, outbox, sla_warnings
 from storage.db import Database, savepoint
-from storage.sla import FixClock
 
 log = logging.getLogger(__name__)
 
-PROMISE_LABELS = {"acknowledge": "Acknowledge", "assess": "Assess", "fix": "Fix"}
-# "Overdue" means later than the due moment itself: "by 17:00" is still kept at 17:00:00.
-OVERDUE_AFTER = timedelta(seconds=1)
 # A tick reads due cases in batches, each batch one transaction, so commands and intake
 # are not held up behind a long catch-up.
 BATCH = 200
 RETRY_AFTER_ERROR = timedelta(hours=1)
-# Ten years of days: no deadline is further away than that.
-_MAX_DAYS = 3700
-
-
-# ------------------------------------------------------------------------------ points
-
-
-@dataclass(frozen=True)
-class WarningPoint:
-    """One configured warning point."""
-
-    name: str  # as configured, normalised: "50%", "1 working day left", "overdue"
-    used: float | None = None  # share of the promise's time used
-    left: timedelta | None = None  # working time left before the deadline
-
-    @property
-    def overdue(self) -> bool:
-        return self.name == "overdue"
-
-    def label(self) -> str:
-        if self.overdue:
-            return "OVERDUE"
-        if self.used is not None:
-            return "half the time is used" if self.used == 0.5 else f"{self.name} of the time used"
-        return self.name
-
-
-def business_day(calendar: WorkingCalendar) -> timedelta:
-    """The length of one working day (business hours are wall-clock times on one date)."""
-    rules = calendar.rules
-    day = datetime(2000, 1, 3)
-    return datetime.combine(day, rules.business_end) - datetime.combine(day, rules.business_start)
-
-
-def parse_points(texts: Iterable[str], calendar: WorkingCalendar) -> tuple[WarningPoint, ...]:
-    """The points of ``policy.warnings`` (validated by the config; see bot/config.py)."""
-    points = []
-    for raw in texts:
-        text = " ".join(raw.split()).lower()
-        if text == "overdue":
-            points.append(WarningPoint(text))
-        elif text.endswith("%"):
-            points.append(WarningPoint(text, used=int(text[:-1]) / 100))
-        else:
-            count, _, unit = text.split()[:3]
-            length = business_day(calendar) if unit.startswith("day") else timedelta(hours=1)
-            points.append(WarningPoint(text, left=int(count) * length))
-    return tuple(points)
-
-
-# ------------------------------------------------------------------------------ working time
-
-
-def _business_interval(calendar: WorkingCalendar, day: date) -> tuple[datetime, datetime] | None:
-    if not calendar.is_working_day(day):
-        return None
-    rules = calendar.rules
-    opens = datetime.combine(day, rules.business_start, tzinfo=calendar.tz).astimezone(UTC)
-    closes = datetime.combine(day, rules.business_end, tzinfo=calendar.tz).astimezone(UTC)
-    return opens, closes
-
-
-def advance_working(calendar: WorkingCalendar, start: datetime, amount: timedelta) -> datetime:
-    """The moment at which `amount` of working time has passed since `start`."""
-    remaining = amount
-    begin = start.astimezone(UTC)
-    day = calendar.to_local(start).date()
-    for _ in range(_MAX_DAYS):
-        interval = _business_interval(calendar, day)
-        if interval is not None:
-            low, high = max(interval[0], begin), interval[1]
-            if high > low:
-                if high - low >= remaining:
-                    return low + remaining
-                remaining -= high - low
-        day += timedelta(days=1)
-    raise ValueError("no working time found within ten years")
-
-
-def rewind_working(calendar: WorkingCalendar, end: datetime, amount: timedelta) -> datetime:
-    """The moment from which exactly `amount` of working time is left until `end`."""
-    remaining = amount
-    finish = end.astimezone(UTC)
-    day = calendar.to_local(end).date()
-    for _ in range(_MAX_DAYS):
-        interval = _business_interval(calendar, day)
-        if interval is not None:
-            low, high = interval[0], min(interval[1], finish)
-            if high > low:
-                if high - low >= remaining:
-                    return high - remaining
-                remaining -= high - low
-        day -= timedelta(days=1)
-    raise ValueError("no working time found within ten years")
-
-
-def in_business_hours(calendar: WorkingCalendar, moment: datetime) -> bool:
-    interval = _business_interval(calendar, calendar.to_local(moment).date())
-    return interval is not None and interval[0] <= moment.astimezone(UTC) < interval[1]
-
-
-# ------------------------------------------------------------------------------ clocks
-
-
-@dataclass(frozen=True)
-class PromiseClock:
-    """One promise not yet kept: when its clock started, its deadline, the time it gives."""
-
-    promise: str
-    start: datetime
-    due: datetime
-    allowed: timedelta  # working time (acknowledge, assess) or net calendar time (fix)
-    working: bool
-
-
-def effective_fix_due(case: Case, fix: FixClock, now: datetime) -> datetime:
-    """The fix deadline as it stands if the clock restarted now (the stored one when running).
-
-    A fix recorded while the clock was paused is judged against the deadline as it stood
-    then: the pause lasted until the fix.
-    """
-    if fix.paused_at is None:
-        return case.fix_due
-    end = case.fixed_at or now
-    return case.fix_due + max(end - fix.paused_at, timedelta(0))
-
-
-def open_clocks(case: Case, fix: FixClock, calendar: WorkingCalendar) -> list[PromiseClock]:
-    """The clocks that are running: promises not yet kept, without a paused fix clock."""
-    if case.state is CaseState.FIXED:
-        return []
-    start = calendar.clock_start(case.received_at).astimezone(UTC)
-    clocks = []
-    for promise, due, done in (
-        ("acknowledge", case.acknowledge_due, case.acknowledged_at),
-        ("assess", case.assess_due, case.assessed_at),
-    ):
-        if done is None:
-            allowed = calendar.working_time_between(start, due)
-            clocks.append(PromiseClock(promise, start, due, allowed, working=True))
-    if case.fixed_at is None and not fix.paused:
-        allowed = (case.fix_due - start) - timedelta(seconds=fix.paused_seconds)
-        clocks.append(PromiseClock("fix", start, case.fix_due, allowed, working=False))
-    return clocks
-
-
-@dataclass(frozen=True)
-class Passage:
-    """The moment one warning point of one promise passes."""
-
-    promise: str
-    point: WarningPoint
-    at: datetime
-    due: datetime
-
-
-def passages(
-    clock: PromiseClock, points: Sequence[WarningPoint], calendar: WorkingCalendar
-) -> list[Passage]:
-    """When each point passes for this clock; points that would pass before the clock even
-    started (four working days left on a two-day promise) do not exist for it."""
-    found = []
-    for point in points:
-        if point.overdue:
-            at = clock.due + OVERDUE_AFTER
-        elif point.used is not None:
-            if clock.allowed <= timedelta(0):
-                continue
-            if clock.working:
-                at = advance_working(calendar, clock.start, clock.allowed * point.used)
-            else:
-                # Measured from the deadline, so time paused earlier does not count as used.
-                at = clock.due - clock.allowed * (1 - point.used)
-        else:
-            assert point.left is not None
-            at = rewind_working(calendar, clock.due, point.left)
-            if at <= clock.start:
-                continue
-        found.append(Passage(clock.promise, point, at, clock.due))
-    return found
 
 
 # ------------------------------------------------------------------------------ posting
@@ -302,7 +126,7 @@ class SlaWatch:
         result = TickResult()
         while True:
             async with self._db.transaction() as conn:
-                due = await sla_store.due_for_check(conn, now, BATCH)
+                due = await next_checks.due_for_check(conn, now, BATCH)
                 for case_id in due:
                     # One case that cannot be evaluated must not stop the others, nor come
                     # back at every tick.
@@ -311,7 +135,7 @@ class SlaWatch:
                             await self._check(conn, case_id, now, result)
                     except Exception:
                         log.exception("SLA check of %s failed; next try in an hour", case_id)
-                        await sla_store.set_next_check(conn, case_id, now + RETRY_AFTER_ERROR)
+                        await next_checks.set_next_check(conn, case_id, now + RETRY_AFTER_ERROR)
             result.checked += len(due)
             if len(due) < BATCH:
                 break
@@ -327,17 +151,17 @@ class SlaWatch:
 
     async def next_check(self) -> datetime | str | None:
         async with self._db.transaction() as conn:
-            return await sla_store.next_check(conn)
+            return await next_checks.next_check(conn)
 
     async def _check(
         self, conn: aiosqlite.Connection, case_id: str, now: datetime, result: TickResult
     ) -> None:
         case = await cases.get_case(conn, case_id)
         if case is None:
-            await sla_store.set_next_check(conn, case_id, None)
+            await next_checks.set_next_check(conn, case_id, None)
             return
-        fix = await sla_store.fix_clock(conn, case_id)
-        warned = {(w.promise, w.point) for w in await sla_store.warnings_of(conn, case_id)}
+        fix = await fix_clocks.load(conn, case_id)
+        warned = {(w.promise, w.point) for w in await sla_warnings.warnings_of(conn, case_id)}
         pending: list[Passage] = []
         upcoming: list[datetime] = []
         for clock in open_clocks(case, fix, self._calendar):
@@ -351,7 +175,7 @@ class SlaWatch:
         next_at = min(upcoming, default=None)
         if pending:
             deadline_passed = any(p.point.overdue for p in pending)
-            if deadline_passed or in_business_hours(self._calendar, now):
+            if deadline_passed or self._calendar.in_business_hours(now):
                 await self._warn(conn, case, pending, now)
                 result.warned.append(case.id)
                 if deadline_passed:
@@ -363,7 +187,7 @@ class SlaWatch:
                 result.deferred.append(case.id)
         if next_at is not None and next_at <= now:
             next_at = now + timedelta(minutes=1)  # never a check that is due again at once
-        await sla_store.set_next_check(conn, case_id, next_at)
+        await next_checks.set_next_check(conn, case_id, next_at)
 
     def _who(self, case: Case) -> list[str]:
         """Who a warning is for: the assignee, else the team (else the managers)."""
@@ -385,12 +209,12 @@ class SlaWatch:
             latest = passed[-1]
             if latest.point.overdue:
                 line = (
-                    f"{PROMISE_LABELS[promise]}: OVERDUE — was due {local(latest.due, tz)} "
+                    f"{BY_NAME[promise].label}: OVERDUE — was due {local(latest.due, tz)} "
                     f"({time_left(latest.due, now)})"
                 )
             else:
                 line = (
-                    f"{PROMISE_LABELS[promise]}: {latest.point.label()} — due "
+                    f"{BY_NAME[promise].label}: {latest.point.label()} — due "
                     f"{local(latest.due, tz)} ({time_left(latest.due, now)})"
                 )
             earlier = [p.point.name for p in passed[:-1]]
@@ -399,7 +223,7 @@ class SlaWatch:
             lines.append(line + ".")
         heading = f"⏰ {case.id}: deadline warning for {' '.join(who) or 'the team'}"
         footer = "!sla explains how each deadline is counted."
-        if any(p.promise == "fix" for p in pending):
+        if any(p.promise == FIX.name for p in pending):
             footer += (
                 " Waiting for the reporter or a supplier? !pause <reason> stops the fix clock."
             )
@@ -415,7 +239,7 @@ class SlaWatch:
             "+".join(sorted(f"{p.promise}.{p.point.name}@{p.due:%Y%m%dT%H%M%S}" for p in pending)),
         )
         for passage in pending:
-            await sla_store.record_warning(
+            await sla_warnings.record_warning(
                 conn,
                 case.id,
                 promise=passage.promise,
@@ -504,14 +328,11 @@ async def forget_future_fix_warnings(
     """After the fix deadline moved later (!extend): the fix's points that now lie in the
     future again are forgotten, so they are warned again for the new deadline. Points
     still passed stay recorded: an extension does not repeat "half the time is used"."""
-    clocks = [c for c in open_clocks(case, fix, calendar) if c.promise == "fix"]
-    if not clocks and case.fixed_at is None:
+    if fix.paused and case.fixed_at is None:
         # A paused clock: judge the points as if it restarted now.
-        assert fix.paused_at is not None
-        pausing = int(max(now - fix.paused_at, timedelta(0)).total_seconds())
-        resumed = FixClock(paused_seconds=fix.paused_seconds + pausing)
-        moved = replace(case, fix_due=effective_fix_due(case, fix, now))
-        clocks = [c for c in open_clocks(moved, resumed, calendar) if c.promise == "fix"]
+        resumed = fix_clock.resume(case, fix, now)
+        case, fix = resumed.case, resumed.clock
+    clocks = [c for c in open_clocks(case, fix, calendar) if c.promise == FIX.name]
     future = [p.point.name for c in clocks for p in passages(c, points, calendar) if p.at > now]
-    await sla_store.forget_warnings(conn, case.id, "fix", future)
+    await sla_warnings.forget_warnings(conn, case.id, FIX.name, future)
     return future

@@ -35,12 +35,12 @@ from bot.mailout.reporter import SmtpSender
 from bot.outbox.worker import MailHandler, OutboxWorker
 from bot.pgp.gpg import MIN_S2K_COUNT, Pgp
 from bot.policy.clock import SystemClock
+from bot.policy.fix_clock import FixClock
 from bot.policy.lifecycle import Case, CaseState
 from bot.policy.workdays import WorkingCalendar, case_deadlines
 from bot.services import calendar_rules
 from bot.watch.digest import DigestService, build_digest, render_text
-from storage import cases, outbox
-from storage import sla as sla_store
+from storage import cases, fix_clocks, outbox
 from storage.db import Database
 from tests.harness.bot import make_bot_key
 from tests.harness.smtp import SmtpServer
@@ -155,7 +155,11 @@ async def seed(db: Database, calendar: WorkingCalendar) -> dict[str, str]:
             )
             await cases.insert_case(conn, case, 2026, seq, received.isoformat())
             if "paused" in plan:
-                await sla_store.pause_fix(conn, case_id, plan["paused"], "waiting for vendor")
+                await fix_clocks.save(
+                    conn,
+                    case_id,
+                    FixClock(paused_at=plan["paused"], pause_reason="waiting for vendor"),
+                )
             ids[letter] = case_id
     return ids
 

@@ -1,4 +1,4 @@
-"""Unit tests for bot/workdays.py: hand-checked deadlines against the real 2025-2031 calendar."""
+"""Unit tests for bot/policy/workdays.py: hand-checked deadlines on the real 2025-2031 calendar."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.policy import workdays
+from bot.policy import holiday_names
 from bot.policy.workdays import (
     CalendarRules,
     CaseDeadlines,
@@ -333,12 +333,12 @@ def test_dutch_holiday_names_and_moves() -> None:
 def test_names_do_not_follow_the_process_locale(monkeypatch: pytest.MonkeyPatch) -> None:
     # The package guesses a language from LANG when none is given; ours always asks.
     monkeypatch.setenv("LANG", "nl_NL.UTF-8")
-    workdays._package_holidays.cache_clear()
+    holiday_names.package_holidays.cache_clear()
     try:
         calendar = WorkingCalendar(CalendarRules())
         assert calendar.closed_reason(date(2026, 4, 27)) == "King's Day"
     finally:
-        workdays._package_holidays.cache_clear()
+        holiday_names.package_holidays.cache_clear()
 
 
 def test_liberation_day_modes() -> None:
@@ -586,7 +586,7 @@ def test_holiday_objects_built_once_per_year(monkeypatch: pytest.MonkeyPatch) ->
         return real(*args, **kwargs)
 
     calendar = WorkingCalendar(CalendarRules())
-    workdays._package_holidays.cache_clear()
+    holiday_names.package_holidays.cache_clear()
     monkeypatch.setattr(holidays, "country_holidays", counting)
     try:
         start = local("2026-01-05 08:00")
@@ -598,7 +598,7 @@ def test_holiday_objects_built_once_per_year(monkeypatch: pytest.MonkeyPatch) ->
         case_deadlines(again, start)
         assert len(calls) == 4
     finally:
-        workdays._package_holidays.cache_clear()
+        holiday_names.package_holidays.cache_clear()
 
 
 RULE_VARIANTS = [
@@ -662,3 +662,27 @@ def test_working_time_is_elapsed_time_across_a_weekday_dst_change() -> None:
     start = datetime(2024, 4, 25, 12, 0, tzinfo=UTC)
     end = datetime(2024, 4, 26, 12, 0, tzinfo=UTC)
     assert calendar.working_time_between(start, end) == timedelta(hours=7)
+
+
+def test_business_hours_and_working_time_arithmetic() -> None:
+    assert DEFAULT.business_day() == timedelta(hours=8)
+    # Friday 27 November 2026 is a working day; the weekend after it is not.
+    assert DEFAULT.business_interval(date(2026, 11, 28)) is None
+    opens, closes = DEFAULT.business_interval(date(2026, 11, 27)) or (None, None)
+    assert (opens, closes) == (local("2026-11-27 09:00"), local("2026-11-27 17:00"))
+    assert DEFAULT.in_business_hours(local("2026-11-27 09:00"))
+    assert not DEFAULT.in_business_hours(local("2026-11-27 17:00"))
+    assert not DEFAULT.in_business_hours(local("2026-11-28 12:00"))
+    # Two working hours from Friday 16:00 end Monday 10:00, and back again.
+    assert DEFAULT.advance_working(local("2026-11-27 16:00"), timedelta(hours=2)) == local(
+        "2026-11-30 10:00"
+    )
+    assert DEFAULT.rewind_working(local("2026-11-30 10:00"), timedelta(hours=2)) == local(
+        "2026-11-27 16:00"
+    )
+    assert DEFAULT.deadline(local("2026-11-27 17:30"), "working", 2) == (
+        DEFAULT.working_day_deadline(local("2026-11-27 17:30"), 2)
+    )
+    assert DEFAULT.deadline(local("2026-11-27 17:30"), "calendar", 90) == (
+        DEFAULT.calendar_day_deadline(local("2026-11-27 17:30"), 90)
+    )

@@ -21,8 +21,7 @@ from bot.policy.workdays import WorkingCalendar
 from bot.services import Services, calendar_rules
 from commands import build_registry
 from commands.dispatch import CommandDispatcher, IncomingMessage
-from storage import case_events, cases
-from storage import sla as sla_store
+from storage import case_events, cases, fix_clocks, next_checks
 from storage.db import Database
 from tests.unit.test_sla_watch import ALICE, AMS, BOB, RECEIVED, add_case, at, make_config
 
@@ -111,9 +110,9 @@ async def test_pause_and_resume_move_the_fix_deadline_by_the_time_paused(room: R
     assert "after 3d 2h paused" in answer
     async with room.db.transaction() as conn:
         stored = await cases.get_case(conn, case.id)
-        clock = await sla_store.fix_clock(conn, case.id)
+        clock = await fix_clocks.load(conn, case.id)
         history = await case_events.history(conn, case.id)
-        next_check = await sla_store.next_check_of(conn, case.id)
+        next_check = await next_checks.next_check_of(conn, case.id)
     assert stored is not None
     assert stored.fix_due == case.fix_due + timedelta(days=3, hours=2)
     assert clock.paused_at is None and clock.paused_seconds == (3 * 24 + 2) * 3600

@@ -18,19 +18,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.config import Config
+from bot.policy.fix_clock import FixClock
 from bot.policy.lifecycle import Case, CaseState
 from bot.policy.workdays import WorkingCalendar, case_deadlines
 from bot.services import calendar_rules
-from bot.watch.deadline_warnings import (
-    SlaWatch,
-    advance_working,
-    open_clocks,
-    parse_points,
-    passages,
-    rewind_working,
-)
-from storage import cases, outbox
-from storage import sla as sla_store
+from bot.watch.deadline_warnings import SlaWatch
+from bot.watch.warning_points import open_clocks, parse_points, passages
+from storage import cases, fix_clocks, next_checks, outbox, sla_warnings
 from storage.db import Database
 
 AMS = ZoneInfo("Europe/Amsterdam")
@@ -129,11 +123,11 @@ async def db(tmp_path: Path) -> Any:
 
 def test_working_time_forward_and_back(calendar: WorkingCalendar) -> None:
     start = RECEIVED.astimezone(UTC)
-    assert advance_working(calendar, start, timedelta(hours=11, minutes=30)) == at(3, 13, 30)
+    assert calendar.advance_working(start, timedelta(hours=11, minutes=30)) == at(3, 13, 30)
     # Friday 16:00 plus two working hours: Monday 10:00 (the weekend does not count).
-    assert advance_working(calendar, at(6, 16), timedelta(hours=2)) == at(9, 10)
-    assert rewind_working(calendar, at(4, 17), timedelta(hours=8)) == at(4, 9)
-    assert rewind_working(calendar, at(9, 17), timedelta(hours=16)) == at(6, 9)
+    assert calendar.advance_working(at(6, 16), timedelta(hours=2)) == at(9, 10)
+    assert calendar.rewind_working(at(4, 17), timedelta(hours=8)) == at(4, 9)
+    assert calendar.rewind_working(at(9, 17), timedelta(hours=16)) == at(6, 9)
 
 
 def test_warning_points_of_each_promise(calendar: WorkingCalendar, config: Config) -> None:
@@ -154,7 +148,7 @@ def test_warning_points_of_each_promise(calendar: WorkingCalendar, config: Confi
     )
     moments = {
         (p.promise, p.point.name): p.at
-        for clock in open_clocks(case, sla_store.FixClock(), calendar)
+        for clock in open_clocks(case, FixClock(), calendar)
         for p in passages(clock, points, calendar)
     }
     assert moments[("acknowledge", "50%")] == at(3, 13, 30)
@@ -250,7 +244,7 @@ async def test_no_warning_outside_business_hours_unless_overdue(
     result = await watch.tick(at(3, 18, 0))  # half time passed at 13:30, now evening
     assert result.deferred == [case.id] and await posts(db) == []
     async with db.transaction() as conn:
-        assert await sla_store.next_check_of(conn, case.id) == at(4, 9)
+        assert await next_checks.next_check_of(conn, case.id) == at(4, 9)
     # Next morning both points are due: one message, the latest point, the earlier named.
     await watch.tick(at(4, 9, 0))
     [message] = await posts(db)
@@ -292,21 +286,23 @@ async def test_paused_fix_clock_warns_about_nothing(
         assessed_at=received + timedelta(hours=2),
     )
     async with db.transaction() as conn:
-        await sla_store.pause_fix(conn, case.id, at(3, 9), "waiting for the supplier")
+        await fix_clocks.save(
+            conn, case.id, FixClock(paused_at=at(3, 9), pause_reason="waiting for the supplier")
+        )
     watch = SlaWatch(db, config, calendar)
     result = await watch.tick(at(15, 12, month=2, year=2027))  # long after the fix deadline
     assert result.checked == 1 and result.warned == [] and await posts(db) == []
     async with db.transaction() as conn:
-        assert await sla_store.next_check_of(conn, case.id) is None
+        assert await next_checks.next_check_of(conn, case.id) is None
         # Resumed after exactly 10 days: the deadline moves by those 10 days.
-        await sla_store.resume_fix(conn, case.id, 10 * 86400)
+        await fix_clocks.save(conn, case.id, FixClock(paused_seconds=10 * 86400))
         await cases.save_case(
             conn, replace(case, fix_due=case.fix_due + timedelta(days=10)), at(13, 9).isoformat()
         )
     result = await watch.tick(at(13, 9))
     assert result.warned == []
     async with db.transaction() as conn:
-        nxt = await sla_store.next_check_of(conn, case.id)
+        nxt = await next_checks.next_check_of(conn, case.id)
     fix_due = case.fix_due + timedelta(days=10)
     allowed = fix_due - received - timedelta(days=10)
     assert nxt == fix_due - allowed / 2
@@ -347,7 +343,7 @@ async def test_extend_forgets_points_that_lie_ahead_again(
     watch = SlaWatch(db, config, calendar)
     await watch.tick(at(29, 9, 30, month=1, year=2027))  # fix: half and one day left passed
     async with db.transaction() as conn:
-        warned = {w.point for w in await sla_store.warnings_of(conn, case.id)}
+        warned = {w.point for w in await sla_warnings.warnings_of(conn, case.id)}
     assert warned == {"50%", "1 working day left"}
     extended = replace(case, fix_due=case.fix_due + timedelta(days=30))
     async with db.transaction() as conn:
@@ -355,12 +351,12 @@ async def test_extend_forgets_points_that_lie_ahead_again(
         forgotten = await forget_future_fix_warnings(
             conn,
             extended,
-            sla_store.FixClock(),
+            FixClock(),
             calendar,
             watch.points,
             at(29, 10, month=1, year=2027),
         )
-        await sla_store.check_soon(conn, case.id)
+        await next_checks.check_soon(conn, case.id)
     # Half of 120 days is still behind us; one working day left lies ahead again.
     assert forgotten == ["1 working day left", "overdue"]
     assert (await watch.tick(at(2, 10, month=3, year=2027))).warned == [case.id]
@@ -387,7 +383,7 @@ async def test_fixed_case_is_no_longer_watched(
     result = await SlaWatch(db, config, calendar).tick(at(20, 12))
     assert result.checked == 1 and result.warned == []
     async with db.transaction() as conn:
-        assert await sla_store.next_check_of(conn, case.id) is None
+        assert await next_checks.next_check_of(conn, case.id) is None
         assert await outbox.pending_count(conn) == 0
 
 
@@ -402,5 +398,5 @@ async def test_a_case_that_cannot_be_read_does_not_block_the_others(
     result = await watch.tick(at(3, 14))
     assert result.warned == [fine.id]
     async with db.transaction() as conn:
-        assert await sla_store.next_check_of(conn, broken.id) == at(3, 15)
+        assert await next_checks.next_check_of(conn, broken.id) == at(3, 15)
     assert (await watch.tick(at(3, 14, 30))).checked == 0
