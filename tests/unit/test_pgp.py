@@ -1,4 +1,4 @@
-"""Tests for bot.pgp.gpg against the real gpg binary.
+"""Tests for bot.pgp (the gpg wrapper and its PGP/MIME) against the real gpg binary.
 
 Outgoing mail is checked with a separate plain ``gpg`` run on the bytes as transmitted
 (interoperability, not self-consistency); incoming mail is built by hand the way reporters'
@@ -26,7 +26,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.pgp.gpg import MIN_S2K_COUNT, Pgp, PgpError, format_fingerprint, qp_encode
+from bot.pgp.gpg import MIN_S2K_COUNT, Pgp, PgpError, format_fingerprint
+from bot.pgp.mime_out import qp_encode
 
 BOT_ADDR = "security@gemeente.example"
 REP_ADDR = "rita@reporter.example"
