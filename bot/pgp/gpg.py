@@ -7,20 +7,25 @@ Everything here is synchronous (gpg is a subprocess); async callers use ``asynci
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
 import re
 import subprocess
 import tempfile
 from email.message import EmailMessage
-from email.utils import getaddresses
 from pathlib import Path
 from typing import Any, cast
 
 import gnupg
 
 from bot.pgp.gpg_status import decrypt_error, signature_from_status, statuses
+from bot.pgp.key_listing import (
+    from_gpg_text,
+    key_usable_for_encryption,
+    summarise_key,
+    to_gpg_text,
+    uid_email,
+)
 from bot.pgp.mime_in import MimeReader
 from bot.pgp.mime_out import (
     encrypted_message,
@@ -38,7 +43,6 @@ from bot.pgp.verdicts import (
     SignatureInfo,
     format_fingerprint,
     normalise_fingerprint,
-    printable,
 )
 
 # Callers import these from here: the Pgp class and the values its methods return.
@@ -58,17 +62,6 @@ logger = logging.getLogger(__name__)
 #: ~0.5 s; meant for tests and demos, where the passphrase protects nothing of value.
 MIN_S2K_COUNT = 65536
 
-# OpenPGP public key algorithm ids (RFC 4880 9.1, RFC 6637) for key_summary.
-_PK_ALGO = {
-    "1": "rsa",
-    "2": "rsa",
-    "3": "rsa",
-    "16": "elgamal",
-    "17": "dsa",
-    "18": "ecdh",
-    "19": "ecdsa",
-    "22": "eddsa",
-}
 
 _KEY_TYPES: dict[str, dict[str, Any]] = {
     "ed25519/cv25519": {
@@ -117,7 +110,7 @@ class Pgp:
         # line, and gpg would then eat the first line of the data as the passphrase.
         if passphrase and not _passphrase_ok(passphrase):
             raise PgpError("the passphrase must not contain line breaks or NUL characters")
-        self._passphrase = _to_gpg_text(passphrase) if passphrase else None
+        self._passphrase = to_gpg_text(passphrase) if passphrase else None
         env = dict(os.environ)
         # Untranslated messages: nothing depends on them, but they are what operators search.
         env["LC_ALL"] = "C.UTF-8"
@@ -137,7 +130,7 @@ class Pgp:
             env=env,
             # python-gnupg decodes gpg's stderr with this codec in a reader thread; a strict
             # UTF-8 decoder dies on a legacy Latin-1 user id in a hostile key and can stall
-            # gpg. Latin-1 maps every byte, and _to_gpg_text/_from_gpg_text restore UTF-8.
+            # gpg. Latin-1 maps every byte, and to_gpg_text/from_gpg_text restore UTF-8.
             encoding="latin-1",
             options=[
                 # Never prompt: a missing or wrong passphrase is an error, not a pinentry.
@@ -196,7 +189,7 @@ class Pgp:
         else:
             params["no_protection"] = True
         # The parameter file is UTF-8 for gpg; python-gnupg encodes it with its codec.
-        result = self._gpg.gen_key(_to_gpg_text(self._gpg.gen_key_input(**params)))
+        result = self._gpg.gen_key(to_gpg_text(self._gpg.gen_key_input(**params)))
         if not result.fingerprint:
             raise PgpError(f"key generation failed ({result.status or 'no key created'})")
         logger.info("generated OpenPGP key %s", result.fingerprint)
@@ -252,9 +245,9 @@ class Pgp:
             return None
         best: tuple[int, str] | None = None
         for key in self._gpg.list_keys():
-            if not any(_uid_email(_from_gpg_text(u)) == wanted for u in key.get("uids", [])):
+            if not any(uid_email(from_gpg_text(u)) == wanted for u in key.get("uids", [])):
                 continue
-            if not _key_usable_for_encryption(key):
+            if not key_usable_for_encryption(key):
                 continue
             fpr = str(key["fingerprint"])
             if not self._has_valid_uid(fpr, wanted):
@@ -269,24 +262,7 @@ class Pgp:
         key = self._public_key(fingerprint)
         if key is None:
             raise PgpError(f"no public key {fingerprint} in the keyring")
-        uids = key.get("uids") or []
-        uid = printable(_from_gpg_text(str(uids[0]))) if uids else "(no user id)"
-        curve = str(key.get("curve") or "")
-        if curve and curve != "unavailable":
-            algo = curve
-        else:
-            algo = f"{_PK_ALGO.get(str(key.get('algo')), 'algo' + str(key.get('algo')))}"
-            algo += str(key.get("length") or "")
-        validity = str(key.get("trust") or "")
-        expires = str(key.get("expires") or "")
-        if validity == "r":
-            state = "revoked"
-        elif expires:
-            when = dt.datetime.fromtimestamp(int(expires), tz=dt.UTC).date().isoformat()
-            state = f"expired {when}" if validity == "e" else f"expires {when}"
-        else:
-            state = "no expiry"
-        return f"{uid} {algo} {format_fingerprint(str(key['fingerprint']))} ({state})"
+        return summarise_key(key)
 
     def fingerprint_ok(self) -> bool:
         """The bot's key is in the keyring with its secret part and is not expired/revoked."""
@@ -440,7 +416,7 @@ class Pgp:
         listing = self._gpg.list_keys(keys=[fingerprint])
         for uid, fields in listing.uid_map.items():
             valid = fields.get("trust") not in ("r", "e", "i")
-            if valid and _uid_email(_from_gpg_text(uid)) == address:
+            if valid and uid_email(from_gpg_text(uid)) == address:
                 return True
         return False
 
@@ -487,33 +463,8 @@ class Pgp:
 # ---------------------------------------------------------------------- small helpers
 
 
-def _to_gpg_text(text: str) -> str:
-    """Text that python-gnupg's Latin-1 codec turns into the UTF-8 bytes gpg expects."""
-    return text.encode("utf-8").decode("latin-1")
-
-
-def _from_gpg_text(text: str) -> str:
-    """The inverse of :func:`_to_gpg_text` for text python-gnupg decoded as Latin-1."""
-    return text.encode("latin-1", "replace").decode("utf-8", "replace")
-
-
 def _passphrase_ok(passphrase: str) -> bool:
     return not any(c in passphrase for c in "\r\n\x00")
-
-
-def _uid_email(uid: str) -> str | None:
-    # Exactly one address: a user id naming several must not match any of them.
-    addresses = [addr for _, addr in getaddresses([uid]) if "@" in addr]
-    return addresses[0].strip().lower() if len(addresses) == 1 else None
-
-
-def _key_usable_for_encryption(key: dict[str, Any]) -> bool:
-    # Field 2 (validity): r revoked, e expired, i invalid, d disabled (older gpg). Field 12
-    # holds the usable capabilities of the whole key in upper case, D for disabled.
-    if str(key.get("trust") or "") in ("r", "e", "i", "d"):
-        return False
-    caps = str(key.get("cap") or "")
-    return "E" in caps and "D" not in caps
 
 
 def _write_private(path: Path, data: bytes) -> None:

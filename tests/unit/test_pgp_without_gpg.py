@@ -1,4 +1,4 @@
-"""Tests for the pure parts of bot/pgp: gpg status lines, wire bytes, quoted-printable.
+"""Tests for the pure parts of bot/pgp: status lines, key listings, wire bytes, quoted-printable.
 
 No gpg binary here: the status lines are the ones gpg 2.2 writes, copied from real runs.
 """
@@ -13,6 +13,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.pgp.gpg_status import decrypt_error, signature_from_status, statuses
+from bot.pgp.key_listing import (
+    from_gpg_text,
+    key_usable_for_encryption,
+    summarise_key,
+    to_gpg_text,
+    uid_email,
+)
 from bot.pgp.mime_out import (
     encrypted_message,
     micalg,
@@ -158,3 +165,45 @@ def test_qp_encode_escapes_from_after_a_soft_break() -> None:
     data = b"x" * 75 + b"From here"
     lines = qp_encode(data).split("\n")
     assert lines[1].startswith("=46rom")
+
+
+# ------------------------------------------------------------------ key listings
+
+
+def _listed(**fields: object) -> dict[str, object]:
+    key: dict[str, object] = {"fingerprint": FPR, "uids": ["Rita <rita@x.example>"]}
+    key.update(fields)
+    return key
+
+
+def test_summarise_key_names_curve_or_algorithm_and_expiry() -> None:
+    ed = _listed(curve="ed25519", trust="u", expires="1801353600")
+    assert summarise_key(ed) == (
+        f"Rita <rita@x.example> ed25519 {format_fingerprint(FPR)} (expires 2027-01-31)"
+    )
+    rsa = _listed(algo="1", length="3072", curve="", trust="e", expires="1801353600")
+    assert summarise_key(rsa).endswith(
+        "rsa3072 " + format_fingerprint(FPR) + " (expired 2027-01-31)"
+    )
+    revoked = _listed(algo="22", trust="r", expires="")
+    assert summarise_key(revoked).endswith("(revoked)")
+    assert summarise_key(_listed(uids=[], algo="99")).startswith("(no user id) algo99 ")
+
+
+def test_user_ids_round_trip_through_the_latin1_codec() -> None:
+    name = "Renée Ünal <renee@x.example>"
+    assert from_gpg_text(to_gpg_text(name)) == name
+    assert uid_email(from_gpg_text(to_gpg_text(name))) == "renee@x.example"
+
+
+def test_a_user_id_with_two_addresses_matches_neither() -> None:
+    assert uid_email("A <a@x.example>, B <b@y.example>") is None
+    assert uid_email("no address") is None
+
+
+def test_only_valid_keys_that_can_encrypt_are_usable() -> None:
+    assert key_usable_for_encryption({"trust": "u", "cap": "scESC"})
+    assert not key_usable_for_encryption({"trust": "u", "cap": "scSC"})
+    assert not key_usable_for_encryption({"trust": "u", "cap": "scESCD"})
+    for validity in ("r", "e", "i", "d"):
+        assert not key_usable_for_encryption({"trust": validity, "cap": "scESC"})
