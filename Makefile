@@ -21,7 +21,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: system-deps $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
 integration: system-deps $(STAMP)

@@ -30,6 +30,7 @@ from typing import Any
 
 from tests.harness.bot import CvdDeployment, deploy
 from tests.harness.dovecot import DovecotServer
+from tests.harness.gpg_agents import stop_agents_under
 from tests.harness.person import Person, ReceivedMessage
 from tests.harness.smtp import SmtpServer
 from tests.harness.synapse import SynapseServer
@@ -375,6 +376,8 @@ class BenchEnv:
         self.smtp.stop()
         self.dovecot.stop()
         self.synapse.stop()
+        # The bot's and the reporter's gpg homes live in the workdir, kept or not.
+        stop_agents_under(self.workdir)
         if self.keep or failed:
             progress(f"kept the working directory {self.workdir}")
         else:

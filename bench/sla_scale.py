@@ -42,6 +42,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from tests.harness.gpg_agents import stop_agents_under
+
 AMS = ZoneInfo("Europe/Amsterdam")
 NOW = datetime(2026, 11, 4, 10, 0, tzinfo=AMS).astimezone(UTC)
 RECEIVED_DUE = datetime(2026, 11, 2, 10, 0, tzinfo=AMS).astimezone(UTC)
@@ -287,6 +289,8 @@ def main() -> None:
             results[total] = child("measure", db_path, total, args.rounds)
             results[total]["seed_s"] = seeded["seed_s"]
             results[total]["db_mb"] = db_path.stat().st_size / 2**20
+        # The digest's gpg home sits in tmp; its agent would outlive the directory.
+        stop_agents_under(Path(tmp))
     small, large = results[args.small], results[args.large]
     tick_ratio = large["tick_s"] / small["tick_s"]
     digest_ratio = large["digest_s"] / small["digest_s"]

@@ -19,6 +19,7 @@ from pathlib import Path
 from demo.transcript import format_transcript
 from tests.harness.bot import deploy
 from tests.harness.dovecot import DovecotServer
+from tests.harness.gpg_agents import stop_agents_under
 from tests.harness.person import Person
 from tests.harness.smtp import SmtpServer
 from tests.harness.synapse import SynapseServer
@@ -125,6 +126,7 @@ async def demo(keep: bool) -> int:
         smtp.stop()
         dovecot.stop()
         synapse.stop()
+        stop_agents_under(WORKDIR)
 
 
 def main() -> int:

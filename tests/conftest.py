@@ -19,6 +19,7 @@ import pytest
 import pytest_asyncio
 
 from tests.harness.dovecot import DovecotServer
+from tests.harness.gpg_agents import stop_agents_under
 from tests.harness.smtp import SmtpServer
 from tests.harness.synapse import SynapseServer
 
@@ -46,8 +47,20 @@ def harness_root(request: pytest.FixtureRequest) -> Iterator[Path]:
     root.chmod(0o755)
     request.config.stash[_root_key] = root
     yield root
+    stop_agents_under(root)
     if not KEEP:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_gpg_agents(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """At the end of the session, stop the gpg-agent of every home made under tmp_path.
+
+    Tests stop the agents they know about; this catches the rest (a gpg home made by code
+    under test, a test that failed before its cleanup), so a run leaves no agent behind.
+    """
+    yield
+    stop_agents_under(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture(scope="session")

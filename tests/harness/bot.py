@@ -23,6 +23,7 @@ import yaml
 
 from bot.pgp.gpg import MIN_S2K_COUNT, Pgp
 from tests.harness.dovecot import DovecotServer
+from tests.harness.gpg_agents import stop_agents_under
 from tests.harness.person import Person
 from tests.harness.smtp import SmtpServer
 from tests.harness.synapse import SynapseServer
@@ -211,6 +212,8 @@ class CvdDeployment:
     def shutdown(self) -> None:
         if self.bot is not None:
             self.bot.kill()
+        # The bot's gpg home, and any other home a test made in the workdir.
+        stop_agents_under(self.workdir)
 
 
 def make_bot_key(gnupg_home: Path) -> str:

@@ -1,4 +1,4 @@
-"""Fixtures for end-to-end tests of cvdbot against the real servers."""
+"""Fixtures for end-to-end tests against the real servers; marks every test here `integration`."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import pytest
 import pytest_asyncio
 
 from tests.conftest import MakePerson
@@ -15,6 +16,17 @@ from tests.harness.smtp import SmtpServer
 from tests.harness.synapse import SynapseServer
 
 MakeDeployment = Callable[..., Awaitable[CvdDeployment]]
+
+_HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Marked here rather than per file, so a new integration test cannot forget it and
+    # `pytest -m "not integration"` stays exactly the unit tests. The hook sees every
+    # collected item of the session, hence the path check.
+    for item in items:
+        if item.path.is_relative_to(_HERE):
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -1,10 +1,14 @@
-"""The command line as an operator uses it: check-config and deadlines (no servers needed)."""
+"""The command line as an operator uses it: check-config, deadlines, digest flags (no servers)."""
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
+
+from bot import cli as cli_module
+from bot.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,3 +74,22 @@ def test_bad_received_time_is_a_usage_error() -> None:
     result = cvdbot("deadlines", "--config", "config.sample.yaml", "--received", "yesterday")
     assert result.returncode == 2
     assert "ISO 8601" in result.stderr
+
+
+def test_the_docstring_names_exactly_the_subcommands() -> None:
+    parser = build_parser()
+    subparsers = next(
+        action for action in parser._actions if isinstance(action, argparse._SubParsersAction)
+    )
+    named = (cli_module.__doc__ or "").split(":", 1)[1].strip().rstrip(".").split(", ")
+    assert sorted(named) == sorted(subparsers.choices)
+
+
+def test_digest_print_is_an_optional_switch() -> None:
+    parser = build_parser()
+    plain = parser.parse_args(["digest", "--config", "c.yaml"])
+    documented = parser.parse_args(
+        ["digest", "--config", "c.yaml", "--print", "--at", "2026-12-01"]
+    )
+    assert plain.func is documented.func
+    assert (plain.print, documented.print, documented.at) == (False, True, "2026-12-01")

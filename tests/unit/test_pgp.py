@@ -1,4 +1,4 @@
-"""Tests for bot.pgp.gpg against the real gpg binary.
+"""Tests for bot.pgp (the gpg wrapper and its PGP/MIME) against the real gpg binary.
 
 Outgoing mail is checked with a separate plain ``gpg`` run on the bytes as transmitted
 (interoperability, not self-consistency); incoming mail is built by hand the way reporters'
@@ -23,10 +23,8 @@ from pathlib import Path
 from typing import Protocol
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from bot.pgp.gpg import MIN_S2K_COUNT, Pgp, PgpError, format_fingerprint, qp_encode
+from bot.pgp.gpg import MIN_S2K_COUNT, Pgp, PgpError, format_fingerprint
 
 BOT_ADDR = "security@gemeente.example"
 REP_ADDR = "rita@reporter.example"
@@ -757,28 +755,6 @@ def test_verify_detached(bot: Pgp, reporter_home: Path, keyset: KeySet) -> None:
     assert good.status == "good" and good.fingerprint == keyset.fpr["reporter"]
     assert bot.verify_detached(data + b"x", signature).status == "bad"
     assert bot.verify_detached(data, b"not a signature").status == "error"
-
-
-# ------------------------------------------------------------------ quoted-printable
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=400) | st.text(max_size=300).map(lambda s: s.encode("utf-8")))
-def test_qp_encode_is_transport_safe_and_lossless(data: bytes) -> None:
-    encoded = qp_encode(data)
-    assert encoded.isascii()
-    for line in encoded.split("\n"):
-        assert len(line) <= 76
-        assert not line.endswith((" ", "\t"))
-        assert not line.startswith("From ")
-        assert line != "."
-    assert quopri.decodestring(encoded.encode("ascii")) == data.replace(b"\r\n", b"\n")
-
-
-def test_qp_encode_escapes_from_after_a_soft_break() -> None:
-    data = b"x" * 75 + b"From here"
-    lines = qp_encode(data).split("\n")
-    assert lines[1].startswith("=46rom")
 
 
 # ------------------------------------------------------------------ helpers
