@@ -23,7 +23,6 @@ covered by the next digest's "new since" period rather than sent a day late.
 from __future__ import annotations
 
 import asyncio
-import base64
 import bisect
 import email.policy
 import email.utils
@@ -38,14 +37,15 @@ import aiosqlite
 
 from bot.config import Config
 from bot.mailout.compose import new_message_id
+from bot.mailout.sealing import recipient_key, seal
 from bot.matrix.client import MatrixAdapter
-from bot.matrix.posts import Post, defuse_mentions
+from bot.matrix.posts import Post, defuse_mentions, post_to_room
 from bot.matrix.render import local, time_left
+from bot.outbox import payloads
 from bot.pgp.gpg import Pgp, PgpError
 from bot.policy.workdays import WorkingCalendar
 from bot.watch.chart import HEIGHT, WIDTH, ChartData, render_chart
-from bot.watch.deadline_warnings import enqueue_room_post, permalink
-from storage import outbox
+from bot.watch.deadline_warnings import permalink
 from storage import sla as sla_store
 from storage.db import Database
 from storage.sla import PROMISES, CaseLine, OnTime, PromiseDue
@@ -378,14 +378,6 @@ def chart_png(digest: Digest, tz: ZoneInfo) -> bytes:
 # ------------------------------------------------------------------------------ sending
 
 
-@dataclass(frozen=True)
-class _DigestMail:
-    to: str
-    message_id: str
-    raw: bytes
-    protection: str
-
-
 class DigestService:
     """Builds the digest and queues its room post, chart and mails, once per moment."""
 
@@ -456,7 +448,7 @@ class DigestService:
             )
             if cur.rowcount != 1:
                 return False
-            await enqueue_room_post(
+            await post_to_room(
                 conn,
                 room,
                 Post(
@@ -470,41 +462,24 @@ class DigestService:
                     render_html(digest, tz, case_room, with_content=False),
                 ),
             )
-            await outbox.enqueue(
-                conn,
-                idem_key=f"digest:{day}:chart",
-                channel="matrix",
-                case_id=None,
-                payload={
-                    "kind": "image",
-                    "room_id": room,
-                    "body": f"CVD digest chart {day}",
-                    "filename": f"cvd-digest-{day}.png",
-                    "mimetype": "image/png",
-                    "data": base64.b64encode(png).decode("ascii"),
-                    "width": WIDTH,
-                    "height": HEIGHT,
-                    "thread_root": None,
-                    "reply_to": None,
-                    "mentions": [],
-                },
-                now=now,
+            chart = payloads.ImagePost(
+                room_id=room,
+                body=f"CVD digest chart {day}",
+                filename=f"cvd-digest-{day}.png",
+                mimetype="image/png",
+                data=png,
+                width=WIDTH,
+                height=HEIGHT,
+            )
+            await payloads.enqueue(
+                conn, chart, idem_key=f"digest:{day}:chart", case_id=None, now=now
             )
             for mail in mails:
-                await outbox.enqueue(
+                await payloads.enqueue(
                     conn,
-                    idem_key=f"digest:{day}:mail:{mail.to}",
-                    channel="mail",
+                    mail,
+                    idem_key=f"digest:{day}:mail:{mail.to_address}",
                     case_id=None,
-                    payload={
-                        "kind": "digest",
-                        "label": "digest",
-                        "from": config.smtp.from_address,
-                        "to": mail.to,
-                        "message_id": mail.message_id,
-                        "raw": base64.b64encode(mail.raw).decode("ascii"),
-                        "protection": mail.protection,
-                    },
                     now=now,
                 )
         log.info(
@@ -516,10 +491,12 @@ class DigestService:
         )
         return True
 
-    async def _mail(self, digest: Digest, address: str) -> _DigestMail:
+    async def _mail(self, digest: Digest, address: str) -> payloads.Mail:
+        """Sealed here, not by the outbox: what the text may say depends on whether it is
+        encrypted, so the key looked up for the text is the key it is sealed with."""
         config = self._config
         tz = self._calendar.tz
-        key = await asyncio.to_thread(self._pgp.key_for_address, address)
+        key = await recipient_key(self._pgp, address)
         text = render_text(digest, tz, config.matrix.case_room, with_content=key is not None)
         message = EmailMessage(policy=email.policy.default)
         message["From"] = config.smtp.from_address
@@ -533,14 +510,14 @@ class DigestService:
         message["Message-ID"] = message_id
         message["Auto-Submitted"] = "auto-generated"
         message.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
-        if key:
-            sealed = await asyncio.to_thread(self._pgp.encrypt_mime, message, [key])
-            protection = "PGP-encrypted and signed"
-        else:
-            sealed = await asyncio.to_thread(self._pgp.sign_mime, message)
-            protection = "signed; not encrypted, so without report subjects"
-        return _DigestMail(
-            address, message_id, sealed.as_bytes(policy=email.policy.SMTP), protection
+        sealed = await seal(self._pgp, message, key, unencrypted_why="so without report subjects")
+        return payloads.Mail(
+            kind="digest",
+            label="digest",
+            from_address=config.smtp.from_address,
+            to_address=address,
+            message_id=message_id,
+            sealed=sealed,
         )
 
 
