@@ -68,7 +68,6 @@ from bot.mailin.reporter_keys import KeyOutcome, find_key_material, import_repor
 from bot.matrix import render
 from bot.matrix.posts import Post, post_case_root, post_to_case
 from bot.outbox import payloads
-from bot.outbox.payloads import MediaPost
 from bot.pgp.gpg import DecryptResult, Pgp, SignatureInfo
 from bot.policy.clock import Clock
 from bot.policy.lifecycle import Case, CaseState
@@ -699,8 +698,14 @@ class MailIntake:
             conn, case_id, attachment_list(listed), idem_key=f"attachments:{mail_id}", now=now
         )
         for index, info, name in media:
-            media_post = MediaPost(
-                mail_id, reading.layer, index, info.sha256, name, info.content_type, info.size
+            media_post = payloads.MediaPost(
+                mail_id=mail_id,
+                layer=reading.layer,
+                index=index,
+                sha256=info.sha256,
+                filename=name,
+                content_type=info.content_type,
+                size=info.size,
             )
             await payloads.enqueue(
                 conn, media_post, idem_key=f"media:{mail_id}:{index}", case_id=case_id, now=now
