@@ -174,7 +174,8 @@ async def measure(db_path: Path, rounds: int) -> dict[str, Any]:
     from bot.policy.workdays import WorkingCalendar
     from bot.services import calendar_rules
     from bot.watch.deadline_warnings import SlaWatch
-    from bot.watch.digest import build_digest, chart_png, render_html, render_text
+    from bot.watch.digest_contents import build_digest
+    from bot.watch.digest_render import chart_png, render_html, render_text
     from storage import case_overview
     from storage.db import Database
 

@@ -19,7 +19,9 @@ from bot.mailin.intake import MailIntake
 from bot.mailout.reporter import ReporterMailer, SmtpSender
 from bot.matrix.client import MatrixAdapter, MatrixFatalError
 from bot.matrix.posts import Post, post_to_room
-from bot.outbox.worker import MailHandler, MatrixHandler, OutboxWorker
+from bot.outbox.mail_channel import MailHandler
+from bot.outbox.matrix_channel import MatrixHandler
+from bot.outbox.worker import OutboxWorker
 from bot.pgp.gpg import Pgp
 from bot.policy.clock import Clock, SystemClock
 from bot.policy.workdays import WorkingCalendar
@@ -69,7 +71,7 @@ class App:
         db = await Database.open(config.storage.path)
         pgp = make_pgp(config)
         calendar = make_calendar(config)
-        services = Services(config, calendar, ReporterMailer(config, pgp))
+        services = Services(config, calendar, ReporterMailer(config))
         intake = MailIntake(db, config, calendar, pgp, self.clock, self.failpoints)
         matrix = MatrixAdapter(config.matrix, db, self._on_event)
         self._matrix = matrix
@@ -80,7 +82,7 @@ class App:
             self.failpoints,
             {
                 "matrix": MatrixHandler(config, db, matrix, AttachmentSource(db, pgp)),
-                "mail": MailHandler(SmtpSender(config)),
+                "mail": MailHandler(SmtpSender(config), db, pgp),
             },
         )
         self.worker = worker

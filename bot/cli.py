@@ -130,7 +130,8 @@ def cmd_deadlines(args: argparse.Namespace) -> int:
 
 def cmd_digest(args: argparse.Namespace) -> int:
     from bot.app import make_calendar
-    from bot.watch.digest import build_digest, render_text
+    from bot.watch.digest_contents import build_digest
+    from bot.watch.digest_render import render_text
     from storage.db import Database
 
     config = _load(args.config)

@@ -1,4 +1,8 @@
-"""Mails in and out, stored whole (raw bytes) so nothing a reporter sent is ever lost."""
+"""Mails in and out, stored whole (raw bytes) so nothing a reporter sent is ever lost.
+
+An outgoing mail's row is written when it is queued and holds the composed, unsealed bytes
+until the outbox seals it; from then on it holds the exact bytes sent (`seal_outgoing`).
+"""
 
 from __future__ import annotations
 
@@ -83,6 +87,13 @@ async def insert_mail(
     )
     assert cur.lastrowid is not None
     return cur.lastrowid
+
+
+async def seal_outgoing(conn: aiosqlite.Connection, message_id: str, raw: bytes) -> None:
+    """Replace an outgoing mail's stored bytes by the signed (and encrypted) bytes sent."""
+    await conn.execute(
+        "UPDATE mails SET raw = ? WHERE direction = 'out' AND message_id = ?", (raw, message_id)
+    )
 
 
 async def raw_mail(conn: aiosqlite.Connection, mail_id: int) -> bytes | None:

@@ -3,14 +3,14 @@
 An item is keyed by an idempotency key chosen by the code that creates it (for example
 `reply:<command event id>`), so enqueuing the same thing twice stores it once; the sender
 marks it sent in the same place, so a crash between any two steps neither loses nor repeats it.
+The payload is stored as the JSON text bot/outbox/payloads.py writes; this module never reads it.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 import aiosqlite
 
@@ -23,7 +23,7 @@ class OutboxItem:
     idem_key: str
     channel: Channel
     case_id: str | None
-    payload: dict[str, Any]
+    payload: str  # JSON, see bot/outbox/payloads.py
     attempts: int
 
 
@@ -33,7 +33,7 @@ async def enqueue(
     idem_key: str,
     channel: Channel,
     case_id: str | None,
-    payload: dict[str, Any],
+    payload: str,
     now: datetime,
     priority: int = 1,
 ) -> bool:
@@ -49,7 +49,7 @@ async def enqueue(
             channel,
             priority,
             case_id,
-            json.dumps(payload),
+            payload,
             now.isoformat(),
             now.isoformat(),
         ),
@@ -67,7 +67,29 @@ async def due(
         (channel, now.isoformat(), limit),
     ) as cur:
         rows = await cur.fetchall()
-    return [OutboxItem(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5]) for row in rows]
+    return [OutboxItem(*row) for row in rows]
+
+
+async def get(conn: aiosqlite.Connection, item_id: int) -> OutboxItem | None:
+    async with conn.execute(
+        "SELECT id, idem_key, channel, case_id, payload, attempts FROM outbox WHERE id = ?",
+        (item_id,),
+    ) as cur:
+        row = await cur.fetchone()
+    return OutboxItem(*row) if row else None
+
+
+async def replace_payload(conn: aiosqlite.Connection, item_id: int, *, old: str, new: str) -> bool:
+    """Swap a pending item's payload, only if it is still `old`; True when swapped.
+
+    The mail sender stores a mail's sealed bytes this way: whoever stores first wins, and
+    every later attempt sends what was stored.
+    """
+    cur = await conn.execute(
+        "UPDATE outbox SET payload = ? WHERE id = ? AND state = 'pending' AND payload = ?",
+        (new, item_id, old),
+    )
+    return cur.rowcount == 1
 
 
 async def next_due_at(conn: aiosqlite.Connection, channel: Channel) -> datetime | None:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from bot.mailin.parse import AttachmentInfo, NotAMailError, ParsedMail, attachment_payloads
 from bot.matrix.posts import defuse_mentions
+from bot.outbox.payloads import MediaPost
 from bot.pgp.gpg import DecryptResult, Pgp
 from storage import mails
 from storage.db import Database
@@ -131,16 +132,16 @@ def _safe_type(content_type: str) -> str:
     return value
 
 
-def media_content(payload: dict[str, Any], file: dict[str, Any]) -> dict[str, Any]:
+def media_content(media: MediaPost, file: dict[str, Any]) -> dict[str, Any]:
     """The `m.file`/`m.image` content of an uploaded attachment (without the thread
     relation); `file` is the encrypted file object (url, key, iv, hashes, v)."""
-    mimetype = _safe_type(str(payload["content_type"]))
-    name = str(payload["filename"])
+    mimetype = _safe_type(media.content_type)
+    name = media.filename
     return {
         "msgtype": "m.image" if mimetype in _RASTER_IMAGES else "m.file",
         "body": name,
         "filename": name,
-        "info": {"mimetype": mimetype, "size": int(payload["size"])},
+        "info": {"mimetype": mimetype, "size": media.size},
         "file": {**file, "mimetype": mimetype},
         "m.mentions": {},
     }
@@ -153,14 +154,14 @@ class AttachmentSource:
         self._db = db
         self._pgp = pgp
 
-    async def load(self, payload: dict[str, Any]) -> bytes:
-        mail_id, index = int(payload["mail_id"]), int(payload["index"])
+    async def load(self, media: MediaPost) -> bytes:
+        mail_id, index = media.mail_id, media.index
         async with self._db.transaction() as conn:
             raw = await mails.raw_mail(conn, mail_id)
         if raw is None:
             raise AttachmentUnavailable(f"mail {mail_id} is not stored")
         try:
-            return await asyncio.to_thread(self._extract, raw, payload["layer"], index, payload)
+            return await asyncio.to_thread(self._extract, raw, media)
         except AttachmentUnavailable:
             raise
         except Exception as exc:  # gpg or the parser failing on the stored mail
@@ -169,9 +170,9 @@ class AttachmentSource:
             log.warning("attachment %d of mail %d unreadable: %s", index, mail_id, name)
             raise AttachmentUnavailable(f"the stored mail could not be read ({name})") from exc
 
-    def _extract(self, raw: bytes, layer: str, index: int, payload: dict[str, Any]) -> bytes:
+    def _extract(self, raw: bytes, media: MediaPost) -> bytes:
         data = raw
-        if layer == "decrypted":
+        if media.layer == "decrypted":
             result = self._pgp.decrypt_raw(raw)
             message = result.message if result.decrypted else None
             serialised = _serialise(message) if message is not None else None
@@ -179,9 +180,9 @@ class AttachmentSource:
                 raise AttachmentUnavailable("the stored mail could not be decrypted again")
             data = serialised
         payloads = layer_payloads(data)
-        if index >= len(payloads):
-            raise AttachmentUnavailable(f"the stored mail has no attachment {index + 1}")
-        info, content = payloads[index]
-        if info.sha256 != payload["sha256"]:
+        if media.index >= len(payloads):
+            raise AttachmentUnavailable(f"the stored mail has no attachment {media.index + 1}")
+        info, content = payloads[media.index]
+        if info.sha256 != media.sha256:
             raise AttachmentUnavailable("the stored attachment does not match its checksum")
         return content

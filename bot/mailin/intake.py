@@ -67,12 +67,13 @@ from bot.mailin.report_check import (
 from bot.mailin.reporter_keys import KeyOutcome, find_key_material, import_reporter_keys
 from bot.matrix import render
 from bot.matrix.posts import Post, post_case_root, post_to_case
+from bot.outbox import payloads
 from bot.pgp.gpg import DecryptResult, Pgp, SignatureInfo
 from bot.policy.clock import Clock
 from bot.policy.lifecycle import Case, CaseState
 from bot.policy.workdays import WorkingCalendar, case_deadlines
 from bot.text import shorten
-from storage import case_events, case_intake, cases, mails, outbox
+from storage import case_events, case_intake, cases, mails
 from storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -697,22 +698,17 @@ class MailIntake:
             conn, case_id, attachment_list(listed), idem_key=f"attachments:{mail_id}", now=now
         )
         for index, info, name in media:
-            await outbox.enqueue(
-                conn,
-                idem_key=f"media:{mail_id}:{index}",
-                channel="matrix",
-                case_id=case_id,
-                payload={
-                    "kind": "media",
-                    "mail_id": mail_id,
-                    "layer": reading.layer,
-                    "index": index,
-                    "sha256": info.sha256,
-                    "filename": name,
-                    "content_type": info.content_type,
-                    "size": info.size,
-                },
-                now=now,
+            media_post = payloads.MediaPost(
+                mail_id=mail_id,
+                layer=reading.layer,
+                index=index,
+                sha256=info.sha256,
+                filename=name,
+                content_type=info.content_type,
+                size=info.size,
+            )
+            await payloads.enqueue(
+                conn, media_post, idem_key=f"media:{mail_id}:{index}", case_id=case_id, now=now
             )
 
 

@@ -24,6 +24,7 @@ from bot.text import shorten
 
 __all__ = [
     "DEFAULT_ORGANISATION",
+    "ComposedMail",
     "KINDS",
     "LANGUAGES",
     "SEVERITIES",
@@ -352,6 +353,30 @@ def build_reporter_mail(
     # After set_content: it drops every Content-* header that was there before.
     message["Content-Language"] = language
     return message
+
+
+@dataclass(frozen=True)
+class ComposedMail:
+    """A built single-part message before it is signed, kept as its headers (as set) and its
+    encoded body: those rebuild it exactly. Its serialised bytes would not: parsing them back
+    changes folded headers (a leading space, the spaces between encoded words)."""
+
+    headers: tuple[tuple[str, str], ...]
+    body: str
+
+    @classmethod
+    def of(cls, message: EmailMessage) -> ComposedMail:
+        body = message.get_payload()
+        if message.is_multipart() or not isinstance(body, str):
+            raise ValueError("only a single-part message is kept this way")
+        return cls(tuple((name, str(value)) for name, value in message.items()), body)
+
+    def to_message(self) -> EmailMessage:
+        message = EmailMessage(policy=email.policy.default)
+        for name, value in self.headers:
+            message[name] = value
+        message.set_payload(self.body)
+        return message
 
 
 def new_message_id(domain: str) -> str:

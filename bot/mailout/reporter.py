@@ -1,14 +1,14 @@
-"""Mail to reporters: rendered from the templates, signed (and encrypted when we hold the
-reporter's key), stored, and queued in the outbox; the SMTP sender delivers the queue.
+"""Mail to reporters: rendered from the templates, stored and queued in the outbox when the
+team's command is accepted; the SMTP sender delivers the queue.
 
-The mail is built once, when the team's command is accepted, and stored as the exact bytes to
-send: a retry after an outage or a crash sends the same message with the same Message-ID.
+Queuing runs inside the command's transaction, so it never calls gpg: the outbox worker signs
+(and encrypts when it holds the reporter's key) before the first send, stores those bytes
+once, and sends the same bytes with the same Message-ID on every retry
+(bot/outbox/mail_channel.py).
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import logging
 import ssl
 from dataclasses import dataclass
@@ -20,10 +20,16 @@ import aiosmtplib
 import aiosqlite
 
 from bot.config import Config
-from bot.mailout.compose import MailKind, ReporterMailContext, build_reporter_mail, new_message_id
-from bot.pgp.gpg import Pgp
+from bot.mailout.compose import (
+    ComposedMail,
+    MailKind,
+    ReporterMailContext,
+    build_reporter_mail,
+    new_message_id,
+)
+from bot.outbox import payloads
 from bot.policy.lifecycle import Case
-from storage import mails, outbox
+from storage import mails
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +48,8 @@ class QueuedMail:
 
 
 class ReporterMailer:
-    def __init__(self, config: Config, pgp: Pgp) -> None:
+    def __init__(self, config: Config) -> None:
         self._config = config
-        self._pgp = pgp
 
     async def enqueue(
         self,
@@ -56,8 +61,8 @@ class ReporterMailer:
         now: datetime,
         text: str | None = None,
     ) -> QueuedMail:
-        """Build, store and queue one reporter mail. `text`: the team's words for this mail
-        (what `!ask` asks); default: the case's fix text or assessment text."""
+        """Build, store and queue one reporter mail, unsealed. `text`: the team's words for
+        this mail (what `!ask` asks); default: the case's fix text or assessment text."""
         label = KIND_LABELS[kind]
         if text is None and kind in ("assessment", "fixed"):
             text = case.fix_text if kind == "fixed" else case.assessment_text
@@ -97,13 +102,6 @@ class ReporterMailer:
             message_id=message_id,
             date=now,
         )
-        key = await asyncio.to_thread(self._pgp.key_for_address, case.reporter_address)
-        if key:
-            message = await asyncio.to_thread(self._pgp.encrypt_mime, message, [key])
-            protection = "PGP-encrypted and signed"
-        else:
-            message = await asyncio.to_thread(self._pgp.sign_mime, message)
-            protection = "signed; not encrypted, no PGP key known for this address"
         raw = message.as_bytes(policy=policy.SMTP)
         await mails.insert_mail(
             conn,
@@ -120,22 +118,15 @@ class ReporterMailer:
             language=language,
             thread_ids=references,
         )
-        await outbox.enqueue(
-            conn,
-            idem_key=idem_key,
-            channel="mail",
-            case_id=case.id,
-            payload={
-                "kind": kind,
-                "label": label,
-                "from": self._config.smtp.from_address,
-                "to": case.reporter_address,
-                "message_id": message_id,
-                "raw": base64.b64encode(raw).decode("ascii"),
-                "protection": protection,
-            },
-            now=now,
+        mail = payloads.Mail(
+            kind=kind,
+            label=label,
+            from_address=self._config.smtp.from_address,
+            to_address=case.reporter_address,
+            message_id=message_id,
+            composed=ComposedMail.of(message),
         )
+        await payloads.enqueue(conn, mail, idem_key=idem_key, case_id=case.id, now=now)
         return QueuedMail(f"The {label} mail to the reporter is queued.", True)
 
 

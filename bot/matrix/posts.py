@@ -10,13 +10,15 @@ from __future__ import annotations
 import hashlib
 import html
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import aiosqlite
 
-from storage import outbox
+from bot.outbox import payloads
+from bot.outbox.payloads import PlainVariant, RoomPost, RootPost, ThreadPost
 
 # U+2060 WORD JOINER keeps "@room" readable but makes it a different string, so no client or
 # push rule that still matches bodies can turn mail text into a room-wide ping.
@@ -55,34 +57,21 @@ async def post_to_case(
     idem_key: str,
     now: datetime,
     reply_to: str | None = None,
-    mentions: list[str] | None = None,
+    mentions: Sequence[str] = (),
 ) -> bool:
     """Queue a post in the case's thread (`reply_to`: the command event it answers)."""
-    return await outbox.enqueue(
-        conn,
-        idem_key=idem_key,
-        channel="matrix",
-        case_id=case_id,
-        payload={
-            "kind": "thread",
-            "body": post.body,
-            "html": post.html,
-            "reply_to": reply_to,
-            "mentions": mentions or [],
-        },
-        now=now,
-    )
+    payload = ThreadPost(post.body, post.html, reply_to, tuple(mentions))
+    return await payloads.enqueue(conn, payload, idem_key=idem_key, case_id=case_id, now=now)
 
 
 async def post_case_root(
     conn: aiosqlite.Connection, case_id: str, post: Post, *, now: datetime
 ) -> bool:
-    return await outbox.enqueue(
+    return await payloads.enqueue(
         conn,
+        RootPost(post.body, post.html),
         idem_key=f"root:{case_id}",
-        channel="matrix",
         case_id=case_id,
-        payload={"kind": "root", "body": post.body, "html": post.html, "mentions": []},
         now=now,
         # New cases are announced before anything else waiting: when mail piles up (after
         # downtime), the team first sees every case, then the details in each thread.
@@ -99,24 +88,25 @@ async def post_to_room(
     now: datetime,
     thread_root: str | None = None,
     reply_to: str | None = None,
+    mentions: Sequence[str] = (),
+    unencrypted: Post | None = None,
 ) -> bool:
-    """Queue a post that belongs to no case (help, refusals outside a thread)."""
-    return await outbox.enqueue(
-        conn,
-        idem_key=idem_key,
-        channel="matrix",
-        case_id=None,
-        payload={
-            "kind": "room",
-            "room_id": room_id,
-            "body": post.body,
-            "html": post.html,
-            "thread_root": thread_root,
-            "reply_to": reply_to,
-            "mentions": [],
-        },
-        now=now,
+    """Queue a post that belongs to no case: help and refusals outside a thread, deadline
+    escalations and the digest in digest_room.
+
+    `unencrypted` is what may go out instead if the room turns out not to be end-to-end
+    encrypted: nothing from the reports. Without it the post waits for an encrypted room.
+    """
+    payload = RoomPost(
+        room_id=room_id,
+        body=post.body,
+        html=post.html,
+        thread_root=thread_root,
+        reply_to=reply_to,
+        mentions=tuple(mentions),
+        unencrypted=PlainVariant(unencrypted.body, unencrypted.html) if unencrypted else None,
     )
+    return await payloads.enqueue(conn, payload, idem_key=idem_key, case_id=None, now=now)
 
 
 def message_content(

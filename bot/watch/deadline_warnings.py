@@ -26,12 +26,11 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import aiosqlite
 
 from bot.config import Config
-from bot.matrix.posts import Post, defuse_mentions, post_to_case, text_to_html
+from bot.matrix.posts import Post, defuse_mentions, post_to_case, post_to_room, text_to_html
 from bot.matrix.render import local, time_left
 from bot.policy import fix_clock
 from bot.policy.fix_clock import FixClock
@@ -45,7 +44,7 @@ from bot.watch.warning_points import (
     parse_points,
     passages,
 )
-from storage import case_events, cases, fix_clocks, next_checks, outbox, sla_warnings
+from storage import case_events, cases, fix_clocks, next_checks, sla_warnings
 from storage.db import Database, savepoint
 
 log = logging.getLogger(__name__)
@@ -66,37 +65,6 @@ def permalink(room_id: str, event_id: str) -> str:
 def user_link(user_id: str) -> str:
     """A mention pill: clients render it as the user's name."""
     return f'<a href="https://matrix.to/#/{html.escape(user_id)}">{html.escape(user_id)}</a>'
-
-
-async def enqueue_room_post(
-    conn: aiosqlite.Connection,
-    room_id: str,
-    post: Post,
-    *,
-    idem_key: str,
-    now: datetime,
-    mentions: Sequence[str] = (),
-    unencrypted: Post | None = None,
-) -> bool:
-    """Queue a post for a room outside the case threads (digest_room).
-
-    `unencrypted` is what may go out instead if the room turns out not to be end-to-end
-    encrypted: nothing from the reports. Without it the post waits for an encrypted room.
-    """
-    payload: dict[str, Any] = {
-        "kind": "room",
-        "room_id": room_id,
-        "body": post.body,
-        "html": post.html,
-        "thread_root": None,
-        "reply_to": None,
-        "mentions": list(mentions),
-    }
-    if unencrypted is not None:
-        payload["unencrypted"] = {"body": unencrypted.body, "html": unencrypted.html}
-    return await outbox.enqueue(
-        conn, idem_key=idem_key, channel="matrix", case_id=None, payload=payload, now=now
-    )
 
 
 @dataclass
@@ -306,7 +274,7 @@ class SlaWatch:
         key = "escalate:{}:{}".format(
             case.id, "+".join(sorted(f"{p.promise}@{p.due:%Y%m%dT%H%M%S}" for p in overdue))
         )
-        await enqueue_room_post(
+        await post_to_room(
             conn,
             room,
             Post("\n".join(full_lines), as_html(True)),

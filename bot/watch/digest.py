@@ -23,53 +23,30 @@ covered by the next digest's "new since" period rather than sent a day late.
 from __future__ import annotations
 
 import asyncio
-import base64
 import email.policy
 import email.utils
 import logging
-from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 
 from bot.config import Config
 from bot.mailout.compose import new_message_id
+from bot.mailout.sealing import recipient_key, seal
 from bot.matrix.client import MatrixAdapter
-from bot.matrix.posts import Post
+from bot.matrix.posts import Post, post_to_room
+from bot.outbox import payloads
 from bot.pgp.gpg import Pgp, PgpError
 from bot.policy.workdays import WorkingCalendar
 from bot.watch.chart import HEIGHT, WIDTH
-from bot.watch.deadline_warnings import enqueue_room_post
-from bot.watch.digest_contents import Digest, build_digest, due_until, moment_at_or_before
+from bot.watch.digest_contents import Digest, build_digest, moment_at_or_before
 from bot.watch.digest_render import chart_png, render_html, render_text
-from storage import digests, outbox
+from storage import digests
 from storage.db import Database
-
-# Building and rendering live in their own modules; these names stay importable from here
-# for the CLI and the benchmark.
-__all__ = [
-    "Digest",
-    "DigestService",
-    "build_digest",
-    "chart_png",
-    "check_digest_room",
-    "due_until",
-    "moment_at_or_before",
-    "render_html",
-    "render_text",
-]
 
 log = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------------------ sending
-
-
-@dataclass(frozen=True)
-class _DigestMail:
-    to: str
-    message_id: str
-    raw: bytes
-    protection: str
 
 
 class DigestService:
@@ -128,7 +105,7 @@ class DigestService:
         async with self._db.transaction() as conn:
             if not await digests.record(conn, digest.moment, digest.since, now):
                 return False
-            await enqueue_room_post(
+            await post_to_room(
                 conn,
                 room,
                 Post(
@@ -142,41 +119,24 @@ class DigestService:
                     render_html(digest, tz, case_room, with_content=False),
                 ),
             )
-            await outbox.enqueue(
-                conn,
-                idem_key=f"digest:{day}:chart",
-                channel="matrix",
-                case_id=None,
-                payload={
-                    "kind": "image",
-                    "room_id": room,
-                    "body": f"CVD digest chart {day}",
-                    "filename": f"cvd-digest-{day}.png",
-                    "mimetype": "image/png",
-                    "data": base64.b64encode(png).decode("ascii"),
-                    "width": WIDTH,
-                    "height": HEIGHT,
-                    "thread_root": None,
-                    "reply_to": None,
-                    "mentions": [],
-                },
-                now=now,
+            chart = payloads.ImagePost(
+                room_id=room,
+                body=f"CVD digest chart {day}",
+                filename=f"cvd-digest-{day}.png",
+                mimetype="image/png",
+                data=png,
+                width=WIDTH,
+                height=HEIGHT,
+            )
+            await payloads.enqueue(
+                conn, chart, idem_key=f"digest:{day}:chart", case_id=None, now=now
             )
             for mail in mails:
-                await outbox.enqueue(
+                await payloads.enqueue(
                     conn,
-                    idem_key=f"digest:{day}:mail:{mail.to}",
-                    channel="mail",
+                    mail,
+                    idem_key=f"digest:{day}:mail:{mail.to_address}",
                     case_id=None,
-                    payload={
-                        "kind": "digest",
-                        "label": "digest",
-                        "from": config.smtp.from_address,
-                        "to": mail.to,
-                        "message_id": mail.message_id,
-                        "raw": base64.b64encode(mail.raw).decode("ascii"),
-                        "protection": mail.protection,
-                    },
                     now=now,
                 )
         log.info(
@@ -188,10 +148,12 @@ class DigestService:
         )
         return True
 
-    async def _mail(self, digest: Digest, address: str) -> _DigestMail:
+    async def _mail(self, digest: Digest, address: str) -> payloads.Mail:
+        """Sealed here, not by the outbox: what the text may say depends on whether it is
+        encrypted, so the key looked up for the text is the key it is sealed with."""
         config = self._config
         tz = self._calendar.tz
-        key = await asyncio.to_thread(self._pgp.key_for_address, address)
+        key = await recipient_key(self._pgp, address)
         text = render_text(digest, tz, config.matrix.case_room, with_content=key is not None)
         message = EmailMessage(policy=email.policy.default)
         message["From"] = config.smtp.from_address
@@ -205,14 +167,14 @@ class DigestService:
         message["Message-ID"] = message_id
         message["Auto-Submitted"] = "auto-generated"
         message.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
-        if key:
-            sealed = await asyncio.to_thread(self._pgp.encrypt_mime, message, [key])
-            protection = "PGP-encrypted and signed"
-        else:
-            sealed = await asyncio.to_thread(self._pgp.sign_mime, message)
-            protection = "signed; not encrypted, so without report subjects"
-        return _DigestMail(
-            address, message_id, sealed.as_bytes(policy=email.policy.SMTP), protection
+        sealed = await seal(self._pgp, message, key, unencrypted_why="so without report subjects")
+        return payloads.Mail(
+            kind="digest",
+            label="digest",
+            from_address=config.smtp.from_address,
+            to_address=address,
+            message_id=message_id,
+            sealed=sealed,
         )
 
 

@@ -18,7 +18,6 @@ Wednesday 4 November 08:30. Seven cases (received → what happened):
 
 from __future__ import annotations
 
-import base64
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -32,14 +31,18 @@ import yaml
 from bot.config import Config, load_config
 from bot.failpoints import Failpoints
 from bot.mailout.reporter import SmtpSender
-from bot.outbox.worker import MailHandler, OutboxWorker
+from bot.outbox.mail_channel import MailHandler
+from bot.outbox.payloads import ImagePost, Mail, RoomPost, decode
+from bot.outbox.worker import OutboxWorker
 from bot.pgp.gpg import MIN_S2K_COUNT, Pgp
 from bot.policy.clock import SystemClock
 from bot.policy.fix_clock import FixClock
 from bot.policy.lifecycle import Case, CaseState
 from bot.policy.workdays import WorkingCalendar, case_deadlines
 from bot.services import calendar_rules
-from bot.watch.digest import DigestService, build_digest, render_text
+from bot.watch.digest import DigestService
+from bot.watch.digest_contents import build_digest
+from bot.watch.digest_render import render_text
 from storage import cases, fix_clocks, outbox
 from storage.db import Database
 from tests.harness.bot import make_bot_key
@@ -236,17 +239,25 @@ async def test_digest_numbers_mail_and_print(tmp_path: Path, smtp: SmtpServer) -
         assert await service.enqueue(digest) is False, "one digest per moment"
         async with db.transaction() as conn:
             matrix_items = await outbox.due(conn, "matrix", AT)
-        post, chart = matrix_items
-        assert post.payload["room_id"] == "!managers:example.org"
-        assert post.payload["body"] == text
-        assert "<a href=" in post.payload["html"]
-        assert "Report B" not in post.payload["unencrypted"]["body"]
-        assert ids["B"] in post.payload["unencrypted"]["body"]
-        png = base64.b64decode(chart.payload["data"])
-        assert chart.payload["kind"] == "image" and png.startswith(b"\x89PNG\r\n\x1a\n")
+            mail_items = await outbox.due(conn, "mail", AT)
+        post, chart = (decode(item.payload) for item in matrix_items)
+        assert isinstance(post, RoomPost) and post.unencrypted is not None
+        assert post.room_id == "!managers:example.org"
+        assert post.body == text
+        assert "<a href=" in post.html
+        assert "Report B" not in post.unencrypted.body
+        assert ids["B"] in post.unencrypted.body
+        assert isinstance(chart, ImagePost) and chart.data.startswith(b"\x89PNG\r\n\x1a\n")
+        # Sealed when built: whether the text may name reports depends on the key it uses.
+        digest_mails = [decode(item.payload) for item in mail_items]
+        assert len(digest_mails) == 2
+        assert all(isinstance(m, Mail) and m.sealed is not None for m in digest_mails)
 
         worker = OutboxWorker(
-            db, SystemClock(), Failpoints({}), {"mail": MailHandler(SmtpSender(config))}
+            db,
+            SystemClock(),
+            Failpoints({}),
+            {"mail": MailHandler(SmtpSender(config), db, bot_pgp)},
         )
         assert await worker.drain("mail") == 2
         mails = {m.rcpt_tos[0]: m for m in await smtp.wait_for_async(2, timeout=30)}

@@ -25,6 +25,7 @@ from bot.mailin.intake_posts import AUTOMATIC_MAIL, FORWARDED_BY, QUOTED_HIDDEN,
 from bot.mailin.report_check import MISSING_LABELS
 from bot.mailin.reporter_keys import KEY_IMPORTED, KEY_NOT_IMPORTED
 from bot.matrix.posts import message_content
+from bot.outbox.payloads import MediaPost, from_json
 from bot.pgp.gpg import MIN_S2K_COUNT, Pgp
 from commands.registry import split_command
 from storage.db import Database
@@ -352,11 +353,17 @@ async def test_attachments_are_listed_and_small_ones_queued_as_media(env: Env) -
     media = [p for p in posts if p["kind"] == "media"]
     assert len(media) == 1 and media[0]["filename"] == "shot.png"
     source = AttachmentSource(env.db, env.pgp)
-    assert await source.load(media[0]) == PNG
+    assert await source.load(as_media(media[0])) == PNG
     with pytest.raises(AttachmentUnavailable, match="checksum"):
-        await source.load({**media[0], "sha256": "0" * 64})
+        await source.load(as_media({**media[0], "sha256": "0" * 64}))
     with pytest.raises(AttachmentUnavailable, match="no attachment 9"):
-        await source.load({**media[0], "index": 8})
+        await source.load(as_media({**media[0], "index": 8}))
+
+
+def as_media(stored: dict[str, object]) -> MediaPost:
+    payload = from_json(stored)
+    assert isinstance(payload, MediaPost)
+    return payload
 
 
 async def test_encrypted_signed_report_with_attachment_and_key(env: Env, keys: Keys) -> None:
@@ -384,7 +391,7 @@ async def test_encrypted_signed_report_with_attachment_and_key(env: Env, keys: K
     ]
     media = [p for p in env.posts(result.case_id) if p["kind"] == "media"]
     assert [m["filename"] for m in media] == ["poc.png"] and media[0]["layer"] == "decrypted"
-    assert await AttachmentSource(env.db, env.pgp).load(media[0]) == PNG
+    assert await AttachmentSource(env.db, env.pgp).load(as_media(media[0])) == PNG
 
 
 async def test_a_key_for_another_address_is_not_imported(env: Env, keys: Keys) -> None:

@@ -1,9 +1,19 @@
-"""Room messages: mail text cannot mention anyone or carry markup; thread relations."""
+"""Room messages: mail text cannot mention anyone or carry markup; thread relations; what
+the posting helpers queue."""
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
 from bot.mailin.intake_posts import mail_post
-from bot.matrix.posts import defuse_mentions, message_content
+from bot.matrix.posts import Post, defuse_mentions, message_content, post_to_room
+from bot.outbox.payloads import PlainVariant, RoomPost, decode
+from storage import outbox
+from storage.db import Database
+
+NOW = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
 
 
 def test_mentions_are_defused() -> None:
@@ -52,3 +62,49 @@ def test_root_has_no_relation() -> None:
         "b", "b", thread_root=None, reply_to=None, last_in_thread=None, mentions=[]
     )
     assert "m.relates_to" not in content
+
+
+async def test_room_posts_carry_every_option_in_the_stored_shape(tmp_path: Path) -> None:
+    db = await Database.open(tmp_path / "x.sqlite3")
+    async with db.transaction() as conn:
+        assert await post_to_room(
+            conn,
+            "!managers:x",
+            Post("full", "<p>full</p>"),
+            idem_key="escalate:1",
+            now=NOW,
+            mentions=["@boss:x"],
+            unencrypted=Post("bare", "<p>bare</p>"),
+        )
+        assert await post_to_room(
+            conn,
+            "!cases:x",
+            Post.text("usage"),
+            idem_key="reply:$cmd",
+            now=NOW,
+            thread_root="$thread",
+            reply_to="$cmd",
+        )
+        assert not await post_to_room(
+            conn, "!cases:x", Post.text("again"), idem_key="reply:$cmd", now=NOW
+        )
+        escalation, reply = await outbox.due(conn, "matrix", NOW)
+    await db.close()
+    assert escalation.case_id is None and reply.case_id is None
+    assert decode(escalation.payload) == RoomPost(
+        "!managers:x",
+        "full",
+        "<p>full</p>",
+        mentions=("@boss:x",),
+        unencrypted=PlainVariant("bare", "<p>bare</p>"),
+    )
+    # The JSON shape is the one rows have always had.
+    assert json.loads(reply.payload) == {
+        "kind": "room",
+        "room_id": "!cases:x",
+        "body": "usage",
+        "html": "usage",
+        "thread_root": "$thread",
+        "reply_to": "$cmd",
+        "mentions": [],
+    }

@@ -1,4 +1,5 @@
-"""Tests for bot.mailout.compose: templates, subjects, dates and the built message."""
+"""Tests for bot.mailout.compose: templates, subjects, dates, the built message and the
+composed form the outbox keeps until the mail is sealed."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 from bot.mailout.compose import (
     KINDS,
     LANGUAGES,
+    ComposedMail,
     MailKind,
     MailLanguage,
     ReporterMailContext,
@@ -448,3 +450,52 @@ def test_new_message_id() -> None:
     assert re.fullmatch(r"<[^<>\s@]+@example\.org>", first)
     assert first != second
     assert build(message_id=first)["Message-ID"] == first
+
+
+# ----------------------------------------------------------------------------------------
+# the composed mail as the outbox keeps it until it is sealed
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "XSS in zoekformulier",
+        "Zoë's één ü " * 12,  # encoded words folded over several lines
+        "x" * 300,
+        "日本語のテスト件名です" * 5,
+        "Re: [CVD-2026-0001] Antw: a long subject with many words " * 3,
+    ],
+)
+def test_composed_mail_rebuilds_the_exact_message(
+    kind: MailKind, language: MailLanguage, subject: str
+) -> None:
+    ctx = replace(FULL, report_subject=subject, text="Zoë " * 60)
+    message = build(
+        ctx,
+        kind=kind,
+        language=language,
+        from_address="Sécurité <security@example.org>",
+        references=[f"<older-{i}-0123456789abcdef@example.net>" for i in range(8)],
+    )
+    rebuilt = ComposedMail.of(message).to_message()
+    assert rebuilt.as_bytes(policy=email.policy.SMTP) == message.as_bytes(policy=email.policy.SMTP)
+    assert [(k, str(v)) for k, v in rebuilt.items()] == [(k, str(v)) for k, v in message.items()]
+
+
+def test_serialised_bytes_would_not_rebuild_it() -> None:
+    # Why ComposedMail exists: a parsed-back message is not the message that was built.
+    message = build(replace(FULL, report_subject="XSS in the parking permit search form"))
+    reparsed = email.message_from_bytes(
+        message.as_bytes(policy=email.policy.SMTP), policy=email.policy.default
+    )
+    assert str(reparsed["Subject"]) == " " + str(message["Subject"])
+
+
+def test_only_a_single_part_message_is_composed() -> None:
+    multipart = EmailMessage()
+    multipart.set_content("a")
+    multipart.add_attachment(b"b", maintype="application", subtype="octet-stream")
+    with pytest.raises(ValueError, match="single-part"):
+        ComposedMail.of(multipart)

@@ -16,7 +16,8 @@ from bot.config import Config
 from bot.pgp.gpg import Pgp
 from bot.policy.workdays import WorkingCalendar
 from bot.services import calendar_rules
-from bot.watch.digest import DigestService, due_until, moment_at_or_before
+from bot.watch.digest import DigestService
+from bot.watch.digest_contents import due_until, moment_at_or_before
 from bot.watch.scheduler import make_scheduler
 from storage import outbox
 from storage.db import Database

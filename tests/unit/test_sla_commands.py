@@ -15,7 +15,6 @@ import pytest
 from bot.config import Config
 from bot.failpoints import Failpoints
 from bot.mailout.reporter import ReporterMailer
-from bot.pgp.gpg import Pgp
 from bot.policy.lifecycle import CaseState
 from bot.policy.workdays import WorkingCalendar
 from bot.services import Services, calendar_rules
@@ -37,12 +36,12 @@ class MovableClock:
 class Room:
     """A dispatcher over a temporary database; `say` returns the bot's answer."""
 
-    def __init__(self, db: Database, config: Config, clock: MovableClock, gnupg: Path) -> None:
+    def __init__(self, db: Database, config: Config, clock: MovableClock) -> None:
         calendar = WorkingCalendar(calendar_rules(config.policy))
         self.calendar = calendar
         self.db = db
         self.clock = clock
-        services = Services(config, calendar, ReporterMailer(config, Pgp(gnupg, None, None)))
+        services = Services(config, calendar, ReporterMailer(config))
         self.dispatcher = CommandDispatcher(
             build_registry(), db, services, clock, Failpoints({}), lambda: None
         )
@@ -74,7 +73,7 @@ class Room:
 async def room(tmp_path: Path) -> Any:
     config = make_config(tmp_path)
     db = await Database.open(tmp_path / "cvdbot.sqlite3")
-    yield Room(db, config, MovableClock(at(3, 10)), tmp_path / "gnupg")
+    yield Room(db, config, MovableClock(at(3, 10)))
     await db.close()
 
 

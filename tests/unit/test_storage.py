@@ -53,16 +53,16 @@ async def test_outbox_is_idempotent_and_orders_by_due_time(tmp_path: Path) -> No
     db = await Database.open(tmp_path / "x.sqlite3")
     async with db.transaction() as conn:
         assert await outbox.enqueue(
-            conn, idem_key="k1", channel="mail", case_id=None, payload={"a": 1}, now=NOW
+            conn, idem_key="k1", channel="mail", case_id=None, payload='{"a": 1}', now=NOW
         )
         assert not await outbox.enqueue(
-            conn, idem_key="k1", channel="mail", case_id=None, payload={"a": 2}, now=NOW
+            conn, idem_key="k1", channel="mail", case_id=None, payload='{"a": 2}', now=NOW
         )
         await outbox.enqueue(
-            conn, idem_key="k2", channel="mail", case_id=None, payload={"a": 3}, now=NOW
+            conn, idem_key="k2", channel="mail", case_id=None, payload='{"a": 3}', now=NOW
         )
         items = await outbox.due(conn, "mail", NOW)
-        assert [(i.idem_key, i.payload) for i in items] == [("k1", {"a": 1}), ("k2", {"a": 3})]
+        assert [(i.idem_key, i.payload) for i in items] == [("k1", '{"a": 1}'), ("k2", '{"a": 3}')]
         await outbox.mark_retry(conn, items[0].id, "down", NOW + timedelta(seconds=4))
         await outbox.mark_sent(conn, items[1].id, "<id@x>", NOW)
         assert await outbox.due(conn, "mail", NOW) == []
@@ -70,6 +70,24 @@ async def test_outbox_is_idempotent_and_orders_by_due_time(tmp_path: Path) -> No
         later = await outbox.due(conn, "mail", NOW + timedelta(seconds=5))
         assert [(i.idem_key, i.attempts) for i in later] == [("k1", 1)]
         assert await outbox.due(conn, "matrix", NOW + timedelta(days=1)) == []
+    await db.close()
+
+
+async def test_outbox_payload_is_replaced_only_once_and_only_while_pending(tmp_path: Path) -> None:
+    db = await Database.open(tmp_path / "x.sqlite3")
+    async with db.transaction() as conn:
+        await outbox.enqueue(
+            conn, idem_key="m", channel="mail", case_id=None, payload="unsealed", now=NOW
+        )
+        (item,) = await outbox.due(conn, "mail", NOW)
+        assert await outbox.replace_payload(conn, item.id, old="unsealed", new="sealed-1")
+        # A second sealer holding the old payload loses: the first stored bytes stay.
+        assert not await outbox.replace_payload(conn, item.id, old="unsealed", new="sealed-2")
+        stored = await outbox.get(conn, item.id)
+        assert stored is not None and stored.payload == "sealed-1"
+        await outbox.mark_sent(conn, item.id, "<id@x>", NOW)
+        assert not await outbox.replace_payload(conn, item.id, old="sealed-1", new="sealed-3")
+        assert await outbox.get(conn, item.id + 1) is None
     await db.close()
 
 
