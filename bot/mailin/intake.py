@@ -51,6 +51,8 @@ class IntakeOutcome(StrEnum):
 
 @dataclass(frozen=True)
 class IntakeResult:
+    """What one `ingest` did: the outcome, the case and the stored mail (if any)."""
+
     outcome: IntakeOutcome
     case_id: str | None
     mail_id: int | None
@@ -58,6 +60,8 @@ class IntakeResult:
 
 
 class MailIntake:
+    """The one entry for incoming mail (IMAP source and `cvdbot ingest`): runs the steps."""
+
     def __init__(
         self,
         db: Database,
