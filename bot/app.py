@@ -30,12 +30,12 @@ from bot.watch.digest import check_digest_room
 from bot.watch.scheduler import make_scheduler
 from commands import build_registry
 from commands.dispatch import CommandDispatcher, IncomingMessage
-from storage.db import Database
+from storage.db import Database, DatabaseTooNewError
 
 log = logging.getLogger(__name__)
 
 EXIT_OK = 0
-EXIT_CONFIG = 78  # EX_CONFIG: the bot must not run as configured (e.g. unencrypted room)
+EXIT_CONFIG = 78  # EX_CONFIG: the bot must not run as configured (unencrypted room, newer db)
 
 
 def make_pgp(config: Config) -> Pgp:
@@ -68,7 +68,11 @@ class App:
 
     async def run(self, stop: asyncio.Event) -> int:
         config = self.config
-        db = await Database.open(config.storage.path)
+        try:
+            db = await Database.open(config.storage.path)
+        except DatabaseTooNewError as exc:
+            log.error("refusing to start: %s", exc)
+            return EXIT_CONFIG
         pgp = make_pgp(config)
         calendar = make_calendar(config)
         services = Services(config, calendar, ReporterMailer(config))

@@ -21,6 +21,7 @@ EX_OK = 0
 EX_USAGE = 2
 EX_DATAERR = 65
 EX_TEMPFAIL = 75
+EX_CONFIG = 78  # e.g. a database written by a newer cvdbot: fix the installation, not the input
 
 
 def _setup_logging(verbose: bool = False) -> None:
@@ -69,7 +70,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from bot.failpoints import Failpoints
     from bot.mailin.parse import NotAMailError
     from bot.policy.clock import SystemClock
-    from storage.db import Database
+    from storage.db import Database, DatabaseTooNewError
 
     config = _load(args.config)
     _setup_logging(args.verbose)
@@ -83,6 +84,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             db = await Database.open(config.storage.path)
         except (OSError, sqlite3.Error) as exc:
             log.error("cannot open the database (%s); the MTA should retry", exc)
+            return EX_TEMPFAIL
+        except DatabaseTooNewError as exc:
+            # A configuration problem, yet EX_TEMPFAIL, not EX_CONFIG: MTAs bounce on 78
+            # (Postfix maps it to 5.3.5), which would send the report back to its reporter.
+            # Deferred, it is delivered once the right cvdbot is installed.
+            log.error("%s; the MTA should keep the mail and retry", exc)
             return EX_TEMPFAIL
         try:
             intake = make_intake(db, config, SystemClock(), Failpoints(os.environ))
@@ -132,7 +139,7 @@ def cmd_digest(args: argparse.Namespace) -> int:
     from bot.app import make_calendar
     from bot.watch.digest_contents import build_digest
     from bot.watch.digest_render import render_text
-    from storage.db import Database
+    from storage.db import Database, DatabaseTooNewError
 
     config = _load(args.config)
     if args.at is None:
@@ -156,7 +163,11 @@ def cmd_digest(args: argparse.Namespace) -> int:
             await db.close()
         return render_text(digest, calendar.tz, config.matrix.case_room)
 
-    print(asyncio.run(main()))
+    try:
+        print(asyncio.run(main()))
+    except DatabaseTooNewError as exc:
+        print(f"cvdbot: {exc}", file=sys.stderr)
+        return EX_CONFIG
     return EX_OK
 
 

@@ -22,12 +22,15 @@ log = logging.getLogger(__name__)
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
+#: (version, file name, SQL text) of one migration file.
+Migration = tuple[int, str, str]
+
 
 def utc_now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def migrations() -> list[tuple[int, str, str]]:
+def migrations() -> list[Migration]:
     """Every migration shipped in storage/migrations, as (version, name, sql), in order."""
     found = []
     for entry in resources.files("storage.migrations").iterdir():
@@ -41,6 +44,20 @@ def migrations() -> list[tuple[int, str, str]]:
     return found
 
 
+class DatabaseTooNewError(RuntimeError):
+    """The database was last migrated by a newer cvdbot than this one: refuse to touch it."""
+
+    def __init__(self, path: Path, found: int, known: int) -> None:
+        super().__init__(
+            f"the database {path} is at schema version {found}, but this cvdbot knows"
+            f" migrations only up to version {known}: run the cvdbot that wrote it (or newer),"
+            " or restore a backup made with this version"
+        )
+        self.path = path
+        self.found = found
+        self.known = known
+
+
 class Database:
     """The bot's database; use `transaction()` for everything that reads or writes."""
 
@@ -50,21 +67,37 @@ class Database:
         self.path = path
 
     @classmethod
-    async def open(cls, path: Path) -> Database:
+    async def open(cls, path: Path, *, known: list[Migration] | None = None) -> Database:
+        """Open (creating it if needed) and migrate to the newest schema this code has.
+
+        `known` replaces the shipped migrations (tests). Raises DatabaseTooNewError when the
+        file was migrated by a newer cvdbot; the connection is closed again then.
+        """
         _create_private(path)
         conn = await aiosqlite.connect(path, isolation_level=None)
         conn.row_factory = aiosqlite.Row
-        await conn.execute("PRAGMA journal_mode=WAL")
-        await conn.execute("PRAGMA synchronous=FULL")
-        await conn.execute("PRAGMA foreign_keys=ON")
-        await conn.execute("PRAGMA busy_timeout=5000")
         db = cls(conn, path)
-        await db.migrate()
+        try:
+            await conn.execute("PRAGMA journal_mode=WAL")
+            await conn.execute("PRAGMA synchronous=FULL")
+            await conn.execute("PRAGMA foreign_keys=ON")
+            await conn.execute("PRAGMA busy_timeout=5000")
+            await db.migrate(known)
+        except BaseException:
+            await conn.close()
+            raise
         _restrict_side_files(path)
         return db
 
-    async def migrate(self) -> list[str]:
-        """Apply the migrations not yet recorded, each in its own transaction."""
+    async def migrate(self, known: list[Migration] | None = None) -> list[str]:
+        """Apply the migrations not yet recorded, each whole in its own transaction.
+
+        A file runs as one script (so a ';' inside a string or a trigger body is just text)
+        between BEGIN and COMMIT, together with its row in schema_migrations: a file that
+        fails halfway leaves neither its changes nor its version behind.
+        """
+        available = migrations() if known is None else sorted(known)
+        newest_known = max((version for version, _, _ in available), default=0)
         applied_now: list[str] = []
         async with self._lock:
             await self._conn.execute(
@@ -72,25 +105,38 @@ class Database:
                 " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
             )
             async with self._conn.execute("SELECT version FROM schema_migrations") as cur:
-                done = {row[0] for row in await cur.fetchall()}
-            for version, name, sql in migrations():
+                done = {int(row[0]) for row in await cur.fetchall()}
+            if done and max(done) > newest_known:
+                # Its tables may mean something this code does not know; writing to them
+                # could corrupt cases that a newer version relies on.
+                raise DatabaseTooNewError(self.path, max(done), newest_known)
+            for version, name, sql in available:
                 if version in done:
                     continue
                 log.info("applying migration %s", name)
-                await self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    for statement in _split_sql(sql):
-                        await self._conn.execute(statement)
-                    await self._conn.execute(
-                        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?,?,?)",
-                        (version, name, utc_now_iso()),
-                    )
-                except BaseException:
-                    await self._conn.execute("ROLLBACK")
-                    raise
-                await self._conn.execute("COMMIT")
+                await self._apply(version, name, sql)
                 applied_now.append(name)
         return applied_now
+
+    async def _apply(self, version: int, name: str, sql: str) -> None:
+        # executescript commits any open transaction before it runs, so the BEGIN has to be
+        # part of the script itself; the version row then joins the same transaction.
+        try:
+            await self._conn.executescript(f"BEGIN IMMEDIATE;\n{sql}\n")
+            if not self._conn.in_transaction:
+                raise RuntimeError(
+                    f"migration {name} ended its own transaction; a migration file must not"
+                    " contain BEGIN, COMMIT or ROLLBACK"
+                )
+            await self._conn.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?,?,?)",
+                (version, name, utc_now_iso()),
+            )
+        except BaseException:
+            if self._conn.in_transaction:
+                await self._conn.execute("ROLLBACK")
+            raise
+        await self._conn.execute("COMMIT")
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -138,9 +184,3 @@ def _restrict_side_files(path: Path) -> None:
         side = path.with_name(path.name + suffix)
         if side.exists():
             os.chmod(side, 0o600)
-
-
-def _split_sql(sql: str) -> list[str]:
-    """Split a migration file into statements (aiosqlite executes one at a time)."""
-    without_comments = "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
-    return [part.strip() for part in without_comments.split(";") if part.strip()]

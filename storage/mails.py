@@ -33,6 +33,20 @@ async def find_incoming(conn: aiosqlite.Connection, message_id: str) -> StoredMa
     return StoredMail(*row) if row else None
 
 
+async def is_own_message_id(conn: aiosqlite.Connection, message_id: str) -> bool:
+    """Whether the bot itself sent a mail with this Message-ID (so it came back to us)."""
+    async with conn.execute(
+        "SELECT 1 FROM mails WHERE direction = 'out' AND message_id = ? LIMIT 1",
+        (message_id,),
+    ) as cur:
+        return await cur.fetchone() is not None
+
+
+async def set_case(conn: aiosqlite.Connection, mail_id: int, case_id: str) -> None:
+    """File a stored mail under a case (a report is stored before its case exists)."""
+    await conn.execute("UPDATE mails SET case_id = ? WHERE id = ?", (case_id, mail_id))
+
+
 async def case_for_message_ids(conn: aiosqlite.Connection, message_ids: list[str]) -> str | None:
     """The case of any stored mail (in or out) among `message_ids`, latest reference first."""
     for message_id in reversed(message_ids):

@@ -444,7 +444,7 @@ class MissingMarkers:
 def missing_markers() -> MissingMarkers | str:
     """bot.mailin.report_check's MISSING_PREFIX and MISSING_LABELS, or why they are unusable."""
     try:
-        from bot import report_check
+        from bot.mailin import report_check
     except ImportError as exc:
         return f"bot.mailin.report_check is not importable ({exc})"
     labels = getattr(report_check, "MISSING_LABELS", None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -93,3 +94,39 @@ def test_digest_print_is_an_optional_switch() -> None:
     )
     assert plain.func is documented.func
     assert (plain.print, documented.print, documented.at) == (False, True, "2026-12-01")
+
+
+def _config_with_newer_database(tmp_path: Path) -> Path:
+    """The sample config pointed at a database that a newer cvdbot (version 9999) wrote."""
+    database = tmp_path / "newer.sqlite3"
+    with sqlite3.connect(database) as conn:
+        conn.execute(
+            "CREATE TABLE schema_migrations"
+            " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+        )
+        conn.execute("INSERT INTO schema_migrations VALUES (9999, '9999_future.sql', 'x')")
+    conn.close()
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        (ROOT / "config.sample.yaml")
+        .read_text()
+        .replace('path: "data/cvdbot.sqlite3"', f'path: "{database}"')
+    )
+    return config
+
+
+def test_run_and_digest_refuse_a_newer_database_with_ex_config(tmp_path: Path) -> None:
+    config = _config_with_newer_database(tmp_path)
+    for args in (["run"], ["digest", "--print"]):
+        result = cvdbot(*args, "--config", str(config))
+        assert result.returncode == 78, (args, result.stderr)
+        assert "schema version 9999" in result.stderr, result.stderr
+
+
+def test_ingest_defers_on_a_newer_database(tmp_path: Path) -> None:
+    # EX_TEMPFAIL, so the MTA keeps the report until the right cvdbot is installed.
+    config = _config_with_newer_database(tmp_path)
+    mail = b"From: a@example.org\nSubject: hi\nMessage-ID: <1@example.org>\n\nhello\n"
+    result = cvdbot("ingest", "--config", str(config), "-", stdin=mail)
+    assert result.returncode == 75, result.stderr
+    assert "schema version 9999" in result.stderr, result.stderr

@@ -1,4 +1,7 @@
-"""Tests for bot.mailin.parse: real-client mails, broken mails, automatic mails, and fuzzing."""
+"""Tests for bot.mailin.parse: real-client mails, broken mails, automatic mails, and fuzzing.
+
+The header helpers alone are in test_header_fields.py, the text decoding in test_decoding.py.
+"""
 
 from __future__ import annotations
 
@@ -15,13 +18,10 @@ from hypothesis import strategies as st
 
 from bot.mailin.html_text import html_to_text, sanitize_html
 from bot.mailin.parse import (
-    CASE_ID_RE,
     NotAMailError,
     ParsedMail,
     attachment_payloads,
-    extract_message_ids,
     find_case_ids,
-    normalise_message_id,
     parse_mail,
     parse_message,
 )
@@ -868,35 +868,6 @@ Dank, ik wacht de beoordeling af.
         "<8a1f7c2e-3b4d-4e5f-9a0b-1c2d3e4f5a6b@example.nl>",
         "<cvd-2026-0007-ack@gemeente.example>",
     ]
-
-
-def test_extract_message_ids_tolerates_garbage() -> None:
-    assert extract_message_ids("") == []
-    assert extract_message_ids("garbage without ids") == []
-    assert extract_message_ids("a@b.example, <c@d.example>") == ["<c@d.example>"]
-    assert extract_message_ids("a@b.example c@d.example") == ["<a@b.example>", "<c@d.example>"]
-    assert extract_message_ids("<a@b.example> <a@b.example> <>") == ["<a@b.example>"]
-    assert extract_message_ids("<" + "x" * 5000 + "@y>") == []
-    assert extract_message_ids("<a @b.example>") == ["<a@b.example>"]
-
-
-def test_normalise_message_id() -> None:
-    assert normalise_message_id("<abc@def>") == "<abc@def>"
-    assert normalise_message_id("  abc@def ") == "<abc@def>"
-    assert normalise_message_id("<abc@def> <ghi@jkl>") == "<abc@def>"
-    assert normalise_message_id("") is None
-    assert normalise_message_id("<>") is None
-
-
-def test_find_case_ids() -> None:
-    assert find_case_ids("Re: [CVD-2026-0007] Ontvangstbevestiging") == ["CVD-2026-0007"]
-    assert find_case_ids("re: cvd-2026-0007 en CVD-2025-12345, CVD-2026-0007") == [
-        "CVD-2026-0007",
-        "CVD-2025-12345",
-    ]
-    assert find_case_ids("XCVD-2026-0007 CVD-2026-007 CVD-26-0007 CVD-2026-0007a") == []
-    assert find_case_ids("") == []
-    assert CASE_ID_RE.fullmatch("cvd-2026-000123")
 
 
 # -- parse_message --------------------------------------------------------------------------

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
 import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from storage import cases, outbox, sync_state
-from storage.db import Database, migrations, savepoint
+from storage.db import Database, DatabaseTooNewError, Migration, migrations, savepoint
 
 NOW = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
 
@@ -24,6 +27,85 @@ async def test_migrations_apply_once_and_file_is_private(tmp_path: Path) -> None
             mode = (await cur.fetchone())[0]
     assert versions == [version for version, _, _ in migrations()]
     assert mode == "wal"
+    await db.close()
+
+
+# A trigger body and a string literal that both hold ';': splitting the file at every ';'
+# by hand (as the runner once did) breaks both.
+_TRICKY: Migration = (
+    1,
+    "0001_tricky.sql",
+    """
+    -- a comment; with a semicolon
+    CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL, edits INTEGER DEFAULT 0);
+    CREATE TRIGGER notes_edited AFTER UPDATE OF body ON notes BEGIN
+        UPDATE notes SET edits = edits + 1 WHERE id = NEW.id;
+    END;
+    INSERT INTO notes (body) VALUES ('first; second -- not a comment');
+    """,
+)
+
+
+async def _rows(db: Database, sql: str) -> list[tuple[object, ...]]:
+    async with db.transaction() as conn:
+        async with conn.execute(sql) as cur:
+            return [tuple(row) for row in await cur.fetchall()]
+
+
+async def test_a_migration_runs_whole_with_semicolons_in_strings_and_triggers(
+    tmp_path: Path,
+) -> None:
+    db = await Database.open(tmp_path / "x.sqlite3", known=[_TRICKY])
+    assert await _rows(db, "SELECT body, edits FROM notes") == [
+        ("first; second -- not a comment", 0)
+    ]
+    async with db.transaction() as conn:
+        await conn.execute("UPDATE notes SET body = 'changed' WHERE id = 1")
+    assert await _rows(db, "SELECT body, edits FROM notes") == [("changed", 1)]
+    assert await _rows(db, "SELECT version, name FROM schema_migrations") == [
+        (1, "0001_tricky.sql")
+    ]
+    await db.close()
+
+
+async def test_a_failing_migration_leaves_no_trace(tmp_path: Path) -> None:
+    path = tmp_path / "x.sqlite3"
+    broken: Migration = (
+        2,
+        "0002_broken.sql",
+        "CREATE TABLE half (id INTEGER);\nINSERT INTO notes (body) VALUES ('x');\n"
+        "INSERT INTO no_such_table VALUES (1);\n",
+    )
+    with pytest.raises(sqlite3.OperationalError, match="no_such_table"):
+        await Database.open(path, known=[_TRICKY, broken])
+    # The first migration stays applied; nothing of the second: no table, no row, no version.
+    db = await Database.open(path, known=[_TRICKY])
+    assert await _rows(db, "SELECT version FROM schema_migrations") == [(1,)]
+    assert await _rows(db, "SELECT count(*) FROM notes") == [(1,)]
+    assert await _rows(db, "SELECT name FROM sqlite_master WHERE name = 'half'") == []
+    await db.close()
+
+
+async def test_a_migration_may_not_end_its_own_transaction(tmp_path: Path) -> None:
+    sneaky: Migration = (1, "0001_sneaky.sql", "CREATE TABLE a (id INTEGER);\nCOMMIT;\n")
+    with pytest.raises(RuntimeError, match="must not contain BEGIN, COMMIT"):
+        await Database.open(tmp_path / "x.sqlite3", known=[sneaky])
+
+
+async def test_a_database_newer_than_the_code_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "x.sqlite3"
+    newer: Migration = (99, "0099_future.sql", "CREATE TABLE future (id INTEGER);")
+    db = await Database.open(path, known=[*migrations(), newer])
+    await db.close()
+    with pytest.raises(DatabaseTooNewError) as refused:
+        await Database.open(path)
+    newest = migrations()[-1][0]
+    assert (refused.value.found, refused.value.known) == (99, newest)
+    assert "schema version 99" in str(refused.value)
+    assert f"up to version {newest}" in str(refused.value)
+    # Refused before anything changed: the newer schema is as it was.
+    db = await Database.open(path, known=[*migrations(), newer])
+    assert await _rows(db, "SELECT max(version) FROM schema_migrations") == [(99,)]
     await db.close()
 
 

@@ -1,0 +1,71 @@
+"""Intake step "store": the mail itself, whole, and the reporter keys it brought.
+
+Everything here runs inside the intake's one transaction, together with the posts the mail
+causes, so a crash stores either all of it or nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import aiosqlite
+
+from bot.mailin.steps.incoming import IncomingMail, IntakeSetup
+from storage import case_events, case_intake, mails
+
+
+async def store_mail(
+    conn: aiosqlite.Connection,
+    setup: IntakeSetup,
+    mail: IncomingMail,
+    case_id: str | None,
+    language: str | None = None,
+) -> int:
+    """Store the raw mail with what was read from it; its new id."""
+    parsed = mail.parsed
+    return await mails.insert_mail(
+        conn,
+        direction="in",
+        message_id=parsed.message_id,
+        case_id=case_id,
+        source=mail.source,
+        raw=mail.raw,
+        subject=mail.subject,
+        from_address=parsed.from_address,
+        to_address=", ".join(parsed.to) or None,
+        sent_date=parsed.date.isoformat() if parsed.date else None,
+        stored_at=setup.clock.now().isoformat(),
+        language=language,
+        is_automatic=parsed.is_automatic,
+        problems=mail.notes,
+        thread_ids=mail.thread_ids,
+    )
+
+
+async def record_keys(
+    conn: aiosqlite.Connection,
+    case_id: str,
+    mail_id: int,
+    mail: IncomingMail,
+    now: datetime,
+) -> list[str]:
+    """Remember the keys imported from this mail; the lines the thread should show."""
+    for outcome in mail.keys:
+        if outcome.imported_fingerprint and mail.sender:
+            await case_intake.remember_reporter_key(
+                conn,
+                address=mail.sender,
+                fingerprint=outcome.imported_fingerprint,
+                mail_id=mail_id,
+                case_id=case_id,
+                at=now,
+            )
+            await case_events.record(
+                conn,
+                case_id,
+                actor=mail.actor,
+                kind="reporter_key_imported",
+                at=now,
+                data={"address": mail.sender, "fingerprint": outcome.imported_fingerprint},
+            )
+    return [outcome.message for outcome in mail.keys]
