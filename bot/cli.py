@@ -110,6 +110,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_deadlines(args: argparse.Namespace) -> int:
     from bot.app import make_calendar
+    from bot.policy.promises import promise_days
     from bot.policy.workdays import case_deadlines, format_deadlines_lines
 
     config = _load(args.config)
@@ -122,14 +123,7 @@ def cmd_deadlines(args: argparse.Namespace) -> int:
     if received.tzinfo is None:
         # A time without offset is read as the policy's local time, as a person means it.
         received = received.replace(tzinfo=ZoneInfo(config.policy.timezone))
-    policy = config.policy
-    deadlines = case_deadlines(
-        calendar,
-        received.astimezone(UTC),
-        acknowledge_days=policy.acknowledge_within_working_days,
-        assess_days=policy.assess_within_working_days,
-        fix_days=policy.fix_within_days,
-    )
+    deadlines = case_deadlines(calendar, received.astimezone(UTC), promise_days(config.policy))
     for line in format_deadlines_lines(deadlines, calendar.tz):
         print(line)
     return EX_OK

@@ -27,7 +27,7 @@ from bot.config.fields import (
 )
 
 DEFAULT_WARNINGS = ("50%", "1 working day left", "overdue")
-# The forms bot/watch/deadline_warnings.py understands: a share of the time used, working
+# The forms bot/watch/warning_points.py understands: a share of the time used, working
 # time left, or the deadline passed.
 WARNING_POINT_RE = re.compile(
     r"^(?:([1-9][0-9]?)%|([1-9][0-9]*) working (day|hour)s? left|overdue)$"
@@ -88,7 +88,7 @@ class PolicyConfig(BaseModel):
     closing_days: list[IsoDate] = Field(default_factory=list)
     working_holidays: list[date | str] = Field(default_factory=list)
     liberation_day: Literal["every_year", "package"] = "package"
-    # When the case thread is warned about a deadline (bot/watch/deadline_warnings.py parses these).
+    # When the case thread is warned about a deadline (bot/watch/warning_points.py parses these).
     warnings: Annotated[list[str], AfterValidator(_warning_points)] = Field(
         default_factory=lambda: list(DEFAULT_WARNINGS)
     )

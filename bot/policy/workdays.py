@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
@@ -109,7 +109,7 @@ class CaseDeadlines:
         except KeyError:
             raise AttributeError(promise) from None
 
-    def case_fields(self) -> dict[str, datetime]:
+    def case_fields(self) -> dict[str, Any]:
         """The due times as `Case` keyword arguments: ``Case(..., **deadlines.case_fields())``."""
         return {promise.due_field: self[promise.name].due for promise in PROMISES}
 
@@ -424,20 +424,17 @@ def case_deadlines(
     calendar: WorkingCalendar,
     received: datetime,
     days: Mapping[str, int] | None = None,
-    **named_days: int,
 ) -> CaseDeadlines:
     """Every promise's deadline for a report received at ``received``.
 
     ``days`` maps a promise name to its number of days (`promise_days(config.policy)`);
-    a promise left out gets its default. ``acknowledge_days=2``-style keywords work too.
+    a promise left out gets its default.
     """
+    unknown = sorted(set(days or {}) - set(BY_NAME))
+    if unknown:
+        raise ValueError(f"no such promise: {', '.join(unknown)}")
     wanted = {promise.name: promise.default_days for promise in PROMISES}
     wanted.update(days or {})
-    for key, value in named_days.items():
-        name = key.removesuffix("_days")
-        if not key.endswith("_days") or name not in BY_NAME:
-            raise TypeError(f"case_deadlines() got an unexpected keyword argument {key!r}")
-        wanted[name] = value
     return CaseDeadlines(
         {
             promise.name: calendar.deadline(received, promise.counting, wanted[promise.name])

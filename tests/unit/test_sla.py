@@ -541,7 +541,7 @@ def test_case_deadlines_and_cli_lines() -> None:
         "fix 2027-02-28T17:00:00+01:00",
     ]
     custom = case_deadlines(
-        DEFAULT, local("2026-11-30 10:00"), acknowledge_days=1, assess_days=3, fix_days=30
+        DEFAULT, local("2026-11-30 10:00"), {"acknowledge": 1, "assess": 3, "fix": 30}
     )
     # Tue 1 Dec (1); Wed 2 (2), Thu 3 (3); Nov 30 + 30 = Dec 30.
     assert format_deadlines_lines(custom, AMS) == [

@@ -31,6 +31,7 @@ from bot.mailin.steps.store import record_keys, store_mail
 from bot.matrix import render
 from bot.matrix.posts import Post, post_case_root, post_to_case
 from bot.policy.lifecycle import Case, CaseState
+from bot.policy.promises import promise_days
 from bot.policy.workdays import case_deadlines
 from bot.text import shorten
 from storage import case_events, case_intake, cases, mails
@@ -119,13 +120,7 @@ async def create_case(
     year = received.astimezone(setup.tz).year
     case_id, seq = await cases.allocate_case_id(conn, year)
     language = detect_language(report.text, default=policy.default_language)
-    deadlines = case_deadlines(
-        setup.calendar,
-        received,
-        acknowledge_days=policy.acknowledge_within_working_days,
-        assess_days=policy.assess_within_working_days,
-        fix_days=policy.fix_within_days,
-    )
+    deadlines = case_deadlines(setup.calendar, received, promise_days(policy))
     mail_id = await store_mail(conn, setup, mail, case_id=None, language=language)
     case = Case(
         id=case_id,
@@ -135,9 +130,7 @@ async def create_case(
         reporter_name=shorten(report.reporter_name, _MAX_NAME) if report.reporter_name else None,
         language=language,
         received_at=received,
-        acknowledge_due=deadlines.acknowledge.due,
-        assess_due=deadlines.assess.due,
-        fix_due=deadlines.fix.due,
+        **deadlines.case_fields(),
         report_mail_id=mail_id,
     )
     await cases.insert_case(conn, case, year, seq, now.isoformat())
