@@ -34,18 +34,23 @@ WHITESPACE_RE = re.compile(r"\s+")
 
 def fix_surrogates(value: str) -> str:
     """Real text from a str that may carry undecoded bytes as surrogate escapes."""
+    return decode_escaped(value)[0]
+
+
+def decode_escaped(value: str) -> tuple[str, bool]:
+    """`fix_surrogates`, and whether the bytes were not UTF-8 and were read as windows-1252."""
     if not SURROGATE_RE.search(value):
-        return value
+        return value, False
     try:
         data = value.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:
         # Lone surrogates that are not escaped bytes (from exotic codecs) cannot be
         # stored or sent as JSON; they carry no meaning either.
-        return SURROGATE_RE.sub("\ufffd", value)
+        return SURROGATE_RE.sub("\ufffd", value), False
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8"), False
     except UnicodeDecodeError:
-        return data.decode(FALLBACK_CHARSET, "replace")
+        return data.decode(FALLBACK_CHARSET, "replace"), True
 
 
 def one_line(value: str) -> str:

@@ -11,10 +11,9 @@ from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any
 
 from bot.mailin.decoding import (
-    FALLBACK_CHARSET,
     LINE_CONTROL_RE,
-    SURROGATE_RE,
     WHITESPACE_RE,
+    decode_escaped,
     fix_surrogates,
     one_line,
     safe,
@@ -110,17 +109,10 @@ def raw_header(msg: Message, name: str) -> str | None:
 
 def _header_text_source(name: str, raw: str, problems: list[str]) -> str:
     """The raw field value with undeclared 8-bit bytes decoded (utf-8, else windows-1252)."""
-    if not SURROGATE_RE.search(raw):
-        return raw
-    try:
-        data = raw.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:
-        return SURROGATE_RE.sub("\ufffd", raw)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
+    text, fell_back = decode_escaped(raw)
+    if fell_back:
         problems.append(f"undeclared 8-bit text in the {name} header; shown as windows-1252")
-        return data.decode(FALLBACK_CHARSET, "replace")
+    return text
 
 
 def _parsed_header(msg: Message, name: str, problems: list[str]) -> Any | None:
