@@ -121,8 +121,8 @@ class MailHandler:
             key = f"mail-failed:{item.id}"
         elif item.attempts == 0:
             text = (
-                f"⏳ The {label} mail could not be sent yet ({error}). It stays queued and "
-                "goes out once, as soon as the mail server accepts it."
+                f"⏳ The {label} mail could not be sent yet ({error}). It stays queued, is "
+                "retried, and goes out once, as soon as it can be sent."
             )
             key = f"mail-delayed:{item.id}"
         else:

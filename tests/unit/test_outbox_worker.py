@@ -318,6 +318,7 @@ async def test_a_gpg_failure_keeps_the_mail_queued_unsealed(
     assert (await env.thread())[0].startswith(
         f"⏳ The {ACK_LABEL} mail could not be sent yet (the mail could not be signed"
     )
+    assert (await env.thread())[0].endswith("goes out once, as soon as it can be sent.")
 
 
 @dataclass
