@@ -3,6 +3,7 @@ and control characters removed, format=flowed joined, and a guard for the email 
 
 from __future__ import annotations
 
+import codecs
 import logging
 import re
 from collections.abc import Callable
@@ -13,6 +14,11 @@ _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 FALLBACK_CHARSET = "windows-1252"
+# Python text codecs that are no character set: they would interpret backslash escapes or
+# domain-name syntax in a stranger's bytes (charset=unicode_escape turns "\\u202e" into the
+# character itself), so a mail that declares one is read as if its charset were unknown.
+_NOT_CHARSETS = frozenset({"unicode-escape", "raw-unicode-escape", "punycode", "idna", "undefined"})
+
 # Senders that say iso-8859-1 almost always mean its superset windows-1252 (browsers
 # decode it that way for the same reason).
 _CHARSET_ALIASES = {
@@ -87,6 +93,8 @@ def decode_text(data: bytes, declared: str | None, number: int, problems: list[s
         return text
     codec = _CHARSET_ALIASES.get(declared, declared)
     try:
+        if codecs.lookup(codec).name in _NOT_CHARSETS:
+            raise LookupError(codec)
         return data.decode(codec)
     except LookupError:
         text, used = guess_decode(data)

@@ -25,6 +25,16 @@ def test_decode_text_declared_and_fallbacks() -> None:
     ]
 
 
+def test_escape_codecs_are_no_charset() -> None:
+    problems: list[str] = []
+    for declared in ("unicode_escape", "raw-unicode-escape", "punycode", "idna"):
+        assert decode_text(b"a \\u0041 \\x00", declared, 1, problems) == "a \\u0041 \\x00"
+    assert problems == [
+        f"undecodable charset {name!r} in part 1; shown as utf-8"
+        for name in ("unicode_escape", "raw-unicode-escape", "punycode", "idna")
+    ]
+
+
 def test_surrogates_and_control_characters() -> None:
     escaped = b"caf\xc3\xa9 \xe9".decode("utf-8", "surrogateescape")
     # Mixed bytes are not utf-8 as a whole: the whole value is read as windows-1252.
