@@ -42,9 +42,6 @@ class MailHandler:
     def ready(self) -> bool:
         return True
 
-    def accepts(self, payload: Payload) -> bool:
-        return isinstance(payload, Mail)
-
     async def prepare(self, item: OutboxItem, payload: Payload) -> Payload:
         """The mail as it is to be sent: sealed and stored now, if it was not before."""
         mail = _mail(payload)

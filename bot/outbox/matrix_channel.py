@@ -16,7 +16,6 @@ from bot.matrix.client import MatrixAdapter, MatrixSendError
 from bot.matrix.posts import Post, message_content, post_to_case, txn_id_for
 from bot.outbox.payloads import (
     ImagePost,
-    Mail,
     MediaPost,
     Payload,
     RoomPost,
@@ -50,9 +49,6 @@ class MatrixHandler:
 
     def ready(self) -> bool:
         return self._matrix.case_room_ready.is_set()
-
-    def accepts(self, payload: Payload) -> bool:
-        return not isinstance(payload, Mail)
 
     async def prepare(self, item: OutboxItem, payload: Payload) -> Payload:
         return payload

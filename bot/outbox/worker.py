@@ -17,7 +17,7 @@ import aiosqlite
 
 from bot.failpoints import Failpoints
 from bot.mailout.reporter import retry_delay
-from bot.outbox.payloads import Payload, PayloadError, decode
+from bot.outbox.payloads import Payload, PayloadError, channel_of, decode
 from bot.policy.clock import Clock
 from storage import outbox
 from storage.db import Database
@@ -36,10 +36,6 @@ class DeliveryError(Exception):
 
 class ChannelHandler(Protocol):
     def ready(self) -> bool: ...
-
-    def accepts(self, payload: Payload) -> bool:
-        """Whether this channel sends this type of payload."""
-        ...
 
     async def prepare(self, item: OutboxItem, payload: Payload) -> Payload:
         """What to send, made ready outside any transaction (a mail is sealed here)."""
@@ -125,7 +121,7 @@ class OutboxWorker:
     async def _attempt(self, handler: ChannelHandler, item: OutboxItem) -> bool:
         try:
             payload = decode(item.payload)
-            if not handler.accepts(payload):
+            if channel_of(payload) != item.channel:
                 raise PayloadError(f"a {type(payload).__name__} is not sent by {item.channel}")
         except PayloadError as exc:
             await self._set_aside(item, exc)

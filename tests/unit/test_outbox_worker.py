@@ -330,9 +330,6 @@ class RecordingHandler:
     def ready(self) -> bool:
         return True
 
-    def accepts(self, payload: Payload) -> bool:
-        return not isinstance(payload, Mail)
-
     async def prepare(self, item: OutboxItem, payload: Payload) -> Payload:
         return payload
 
