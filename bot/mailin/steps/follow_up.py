@@ -16,10 +16,10 @@ from bot.mailin.intake_posts import (
     mail_post,
 )
 from bot.mailin.quoting import strip_quoted
-from bot.mailin.report_check import Evidence, check_report, extract_targets
+from bot.mailin.report_check import Evidence, check_report
 from bot.mailin.steps.incoming import MAX_CASE_SUBJECT, IncomingMail, IntakeSetup
 from bot.mailin.steps.queue_attachments import queue_attachments
-from bot.mailin.steps.store import record_keys, store_mail
+from bot.mailin.steps.store import record_keys, store_mail, store_targets
 from bot.matrix.posts import post_to_case
 from bot.policy.lifecycle import Case
 from bot.text import shorten
@@ -93,12 +93,14 @@ async def recheck(
     mail: IncomingMail,
 ) -> list[str]:
     """What a follow-up adds: its hosts, and what it supplies of the missing details."""
-    targets = extract_targets(
-        f"{mail.subject}\n{text}",
-        ignore_domains=setup.ignored_domains(mail.parsed, case.reporter_address),
-    )
-    await case_intake.add_targets(
-        conn, case.id, hosts=targets.hosts, urls=targets.urls, mail_id=mail_id
+    await store_targets(
+        conn,
+        setup,
+        mail,
+        case.id,
+        mail_id,
+        text=f"{mail.subject}\n{text}",
+        reporter=case.reporter_address,
     )
     record = await case_intake.get_case_intake(conn, case.id)
     if record is None or record.has_contact is None:

@@ -21,13 +21,12 @@ from bot.mailin.language import detect_language
 from bot.mailin.report_check import (
     Evidence,
     check_report,
-    extract_targets,
     is_no_reply,
     reachable_address,
 )
 from bot.mailin.steps.incoming import MAX_CASE_SUBJECT, IncomingMail, IntakeSetup
 from bot.mailin.steps.queue_attachments import queue_attachments
-from bot.mailin.steps.store import record_keys, store_mail
+from bot.mailin.steps.store import record_keys, store_mail, store_targets
 from bot.matrix import render
 from bot.matrix.posts import Post, post_case_root, post_to_case
 from bot.policy.lifecycle import Case, CaseState
@@ -180,12 +179,14 @@ async def record_targets(
     mail_id: int,
 ) -> list[RelatedCase]:
     """Remember the hosts and URLs the report names; the open cases that name them too."""
-    targets = extract_targets(
-        f"{report.subject}\n{report.text}",
-        ignore_domains=setup.ignored_domains(mail.parsed, report.reporter),
-    )
-    await case_intake.add_targets(
-        conn, case_id, hosts=targets.hosts, urls=targets.urls, mail_id=mail_id
+    targets = await store_targets(
+        conn,
+        setup,
+        mail,
+        case_id,
+        mail_id,
+        text=f"{report.subject}\n{report.text}",
+        reporter=report.reporter,
     )
     return await case_intake.related_open_cases(conn, case_id, targets.hosts)
 

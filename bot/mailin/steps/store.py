@@ -1,4 +1,5 @@
-"""Intake step "store": the mail itself, whole, and the reporter keys it brought.
+"""Intake step "store": the mail itself, whole, the reporter keys it brought, and the hosts
+and URLs it names.
 
 Everything here runs inside the intake's one transaction, together with the posts the mail
 causes, so a crash stores either all of it or nothing.
@@ -10,8 +11,27 @@ from datetime import datetime
 
 import aiosqlite
 
+from bot.mailin.report_check import Targets, extract_targets
 from bot.mailin.steps.incoming import IncomingMail, IntakeSetup
 from storage import case_events, case_intake, mails
+
+
+async def store_targets(
+    conn: aiosqlite.Connection,
+    setup: IntakeSetup,
+    mail: IncomingMail,
+    case_id: str,
+    mail_id: int,
+    *,
+    text: str,
+    reporter: str | None,
+) -> Targets:
+    """Remember the hosts and URLs a mail names (not our own or the reporter's domains)."""
+    targets = extract_targets(text, ignore_domains=setup.ignored_domains(mail.parsed, reporter))
+    await case_intake.add_targets(
+        conn, case_id, hosts=targets.hosts, urls=targets.urls, mail_id=mail_id
+    )
+    return targets
 
 
 async def store_mail(
