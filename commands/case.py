@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import re
 
-from bot.mailout.compose import MailKind
-from bot.policy.lifecycle import SEVERITIES, Case, acknowledge, assess, mark_fixed
+from bot.policy.lifecycle import SEVERITIES, acknowledge, assess, mark_fixed
 from commands.context import CommandContext
 from commands.deadlines import status_text as sla_status_text
 from commands.registry import Arg, CommandGroup
@@ -15,27 +14,21 @@ group = CommandGroup()
 CVSS_VECTOR = re.compile(r"CVSS:[34]\.[0-9]/[A-Za-z0-9:/.]+")
 
 
-async def _record_and_mail(
-    ctx: CommandContext, case: Case, event: str, mail: MailKind, done: str, **audit: object
-) -> str:
-    """Save a step of the lifecycle and queue the reporter's mail for it, atomically."""
-    await ctx.save(case, event, **audit)
-    queued = await ctx.services.mailer.enqueue(
-        ctx.conn, case, mail, idem_key=f"mail:{ctx.event_id}", now=ctx.now
-    )
-    return f"{done} {queued.note}"
-
-
-@group.command("ack", summary="confirm receipt: the reporter gets the receipt confirmation mail")
+@group.command(
+    "ack",
+    summary="confirm receipt: the reporter gets the receipt confirmation mail",
+    reporter_gets="the receipt confirmation mail",
+)
 async def ack(ctx: CommandContext) -> str:
     case = acknowledge(ctx.the_case, ctx.now)
-    done = f"✅ {case.id} acknowledged by {ctx.sender}."
-    return await _record_and_mail(ctx, case, "acknowledged", "ack", done)
+    note = await ctx.save_and_mail(case, "acknowledged", "ack")
+    return f"✅ {case.id} acknowledged by {ctx.sender}. {note}"
 
 
 @group.command(
     "assess",
     summary="record the assessment: the reporter gets the assessment mail",
+    reporter_gets="the assessment mail",
     args=[
         Arg("severity", "how serious the weakness is", choices=SEVERITIES),
         Arg(
@@ -53,22 +46,23 @@ async def assess_command(
     ctx: CommandContext, severity: str, vector: str | None, text: str | None
 ) -> str:
     case = assess(ctx.the_case, ctx.now, severity, vector, text)
-    done = f"📋 {case.id} assessed as {severity} by {ctx.sender}."
-    return await _record_and_mail(
-        ctx, case, "assessed", "assessment", done, severity=severity, cvss_vector=vector
+    note = await ctx.save_and_mail(
+        case, "assessed", "assessment", severity=severity, cvss_vector=vector
     )
+    return f"📋 {case.id} assessed as {severity} by {ctx.sender}. {note}"
 
 
 @group.command(
     "fixed",
     summary="record the fix: the reporter gets the fix notice mail",
+    reporter_gets="the fix notice mail",
     args=[Arg("text", "what was fixed, sent to the reporter", optional=True, rest=True)],
     details="Only after !ack and !assess: the reporter is owed those answers first.",
 )
 async def fixed(ctx: CommandContext, text: str | None) -> str:
     case = mark_fixed(ctx.the_case, ctx.now, text)
-    done = f"🛠️ {case.id} marked fixed by {ctx.sender}."
-    return await _record_and_mail(ctx, case, "fixed", "fixed", done)
+    note = await ctx.save_and_mail(case, "fixed", "fixed")
+    return f"🛠️ {case.id} marked fixed by {ctx.sender}. {note}"
 
 
 @group.command("status", summary="state, severity, assignee and every deadline with time left")

@@ -7,6 +7,7 @@ from datetime import datetime
 
 import aiosqlite
 
+from bot.mailout.compose import MailKind
 from bot.policy.lifecycle import Case
 from bot.services import Services
 from commands.registry import CommandError, Registry, Role
@@ -38,3 +39,15 @@ class CommandContext:
             self.conn, case.id, actor=self.sender, kind=kind, at=self.now, data=dict(data)
         )
         self.case = case
+
+    async def save_and_mail(
+        self, case: Case, kind: str, mail: MailKind, *, mail_text: str | None = None, **data: object
+    ) -> str:
+        """Save a step with its audit record and queue the reporter's mail for it, in the
+        command's transaction (one mail per command message: the event ID is its key).
+        Returns what the thread is told about the mail."""
+        await self.save(case, kind, **data)
+        queued = await self.services.mailer.enqueue(
+            self.conn, case, mail, idem_key=f"mail:{self.event_id}", now=self.now, text=mail_text
+        )
+        return queued.note

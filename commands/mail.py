@@ -13,6 +13,7 @@ group = CommandGroup()
 @group.command(
     "ask",
     summary="ask the reporter for more information: the reporter gets that mail",
+    reporter_gets="the request for more information",
     args=[
         Arg(
             "text",

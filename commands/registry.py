@@ -62,6 +62,8 @@ class Command:
     needs_case: bool
     handler: Handler
     details: str = ""
+    # What the reporter gets when the command succeeds, for !help and the README's table.
+    reporter_gets: str = "nothing"
 
     def usage(self) -> str:
         parts = [PREFIX + self.name]
@@ -119,10 +121,13 @@ class CommandGroup:
         role: Role = Role.TEAM,
         needs_case: bool = True,
         details: str = "",
+        reporter_gets: str = "nothing",
     ) -> Callable[[Handler], Handler]:
         def decorate(handler: Handler) -> Handler:
             self.commands.append(
-                Command(name, summary, tuple(args), role, needs_case, handler, details)
+                Command(
+                    name, summary, tuple(args), role, needs_case, handler, details, reporter_gets
+                )
             )
             return handler
 
@@ -153,7 +158,8 @@ class Registry:
             lines.extend(f"  {arg.usage()}: {arg.help}" for arg in command.args if arg.help)
             if command.details:
                 lines.append(command.details)
-            lines.append(f"Who may run it: {_role_text(command.role)}.")
+            lines.append(f"Who may run it: {role_text(command.role)}.")
+            lines.append(f"What the reporter gets: {command.reporter_gets}.")
             return "\n".join(lines)
         lines = ["Commands (in a case thread the case is implied; elsewhere give its ID first):"]
         lines.extend(f"{command.usage()} — {command.summary}" for command in self.all())
@@ -172,7 +178,7 @@ def split_command(body: str) -> tuple[str, str] | None:
     return name.lower(), rest.strip()
 
 
-def _role_text(role: Role) -> str:
+def role_text(role: Role) -> str:
     return {
         Role.ANYONE: "anyone in the room",
         Role.TEAM: "the CVD team and managers",

@@ -9,6 +9,8 @@ from datetime import datetime
 
 import aiosqlite
 
+from storage.cases import WORKING_STATES_SQL
+
 
 @dataclass(frozen=True)
 class CaseIntake:
@@ -118,7 +120,7 @@ async def related_open_cases(
         async with conn.execute(
             "SELECT t.case_id, t.value FROM case_targets t JOIN cases c ON c.id = t.case_id"
             f" WHERE t.kind = 'host' AND t.value IN ({marks}) AND t.case_id != ?"
-            " AND c.state != 'fixed' ORDER BY c.year, c.seq",
+            f" AND c.state IN ({WORKING_STATES_SQL}) ORDER BY c.year, c.seq",
             (*chunk, case_id),
         ) as cur:
             for row in await cur.fetchall():

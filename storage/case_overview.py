@@ -13,10 +13,13 @@ from datetime import datetime
 
 import aiosqlite
 
+from bot.policy.lifecycle import WORKING_STATES, CaseState
 from bot.policy.promises import BY_NAME, PROMISES
+from storage.cases import WORKING_STATES_SQL
 from storage.times import from_text, to_text
 
-OPEN_STATES = ("new", "acknowledged", "assessed")
+# The working states, in lifecycle order (bot/policy/lifecycle.py decides which they are).
+OPEN_STATES = tuple(state.value for state in CaseState if state in WORKING_STATES)
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,7 @@ class CaseLine:
 
     def open_promises(self) -> list[tuple[str, datetime]]:
         """(promise, deadline) of each promise not yet kept, a paused fix clock left out."""
-        if self.state == "fixed":
+        if not CaseState(self.state).clocks_run:
             return []
         return [
             (promise.name, self.due[promise.name])
@@ -133,7 +136,8 @@ async def open_promises_due_by(conn: aiosqlite.Connection, until: datetime) -> l
         due_column, done_column = promise.due_field, promise.done_field
         async with conn.execute(
             f"SELECT {_LINE_COLUMNS}, {due_column} AS due FROM cases"
-            f" WHERE {done_column} IS NULL AND {due_column} <= ? AND state != 'fixed'",
+            f" WHERE {done_column} IS NULL AND {due_column} <= ?"
+            f" AND state IN ({WORKING_STATES_SQL})",
             (to_text(until),),
         ) as cur:
             for row in await cur.fetchall():
@@ -193,7 +197,9 @@ async def on_time(
     async with conn.execute(
         f"SELECT COUNT(*) FROM cases WHERE {due_column} >= ? AND {due_column} < ?"
         f" AND ({done_column} IS NULL OR {done_column} > {due_column})"
-        f" AND ({done_column} IS NOT NULL OR state != 'fixed'){not_missed}",
+        # An outcome recorded before the deadline (a rejection, say) leaves nothing missed.
+        f" AND ({done_column} IS NOT NULL OR outcome_at IS NULL OR outcome_at > {due_column})"
+        f"{not_missed}",
         (to_text(start), to_text(end)),
     ) as cur:
         row = await cur.fetchone()

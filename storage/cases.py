@@ -8,15 +8,22 @@ from typing import Any
 
 import aiosqlite
 
-from bot.policy.lifecycle import Case, CaseState, format_case_id
+from bot.policy.lifecycle import WORKING_STATES, Case, CaseState, format_case_id
 from bot.policy.promises import PROMISES
 
 _DATETIME_FIELDS = {
     "received_at",
     *(promise.due_field for promise in PROMISES),
     *(promise.done_field for promise in PROMISES),
+    "outcome_at",
+    "closed_at",
+    "delete_after",
+    "data_deleted_at",
 }
 _COLUMNS = [f.name for f in fields(Case)]
+
+#: The working states as an SQL list, for "open cases" (the clocks run; see lifecycle.py).
+WORKING_STATES_SQL = ", ".join(f"'{state.value}'" for state in sorted(WORKING_STATES))
 
 
 def _to_row(case: Case) -> dict[str, Any]:
@@ -90,7 +97,7 @@ async def case_by_thread_root(conn: aiosqlite.Connection, event_id: str) -> Case
 async def list_cases(conn: aiosqlite.Connection, *, open_only: bool = False) -> list[Case]:
     sql = "SELECT * FROM cases"
     if open_only:
-        sql += " WHERE state != 'fixed'"
+        sql += f" WHERE state IN ({WORKING_STATES_SQL})"
     async with conn.execute(sql + " ORDER BY year, seq") as cur:
         return [_from_row(row) for row in await cur.fetchall()]
 

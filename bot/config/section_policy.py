@@ -88,6 +88,11 @@ class PolicyConfig(BaseModel):
     closing_days: list[IsoDate] = Field(default_factory=list)
     working_holidays: list[date | str] = Field(default_factory=list)
     liberation_day: Literal["every_year", "package"] = "package"
+    # Progress updates: a case assessed and not yet fixed whose reporter has had no mail for
+    # this many calendar days is warned about in its thread and listed in the digest.
+    update_every_days: PositiveInt = 30
+    # Days after !close before a case's personal data and report text are deleted.
+    retention_days_after_close: PositiveInt = 90
     # When the case thread is warned about a deadline (bot/watch/warning_points.py parses these).
     warnings: Annotated[list[str], AfterValidator(_warning_points)] = Field(
         default_factory=lambda: list(DEFAULT_WARNINGS)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.policy.lifecycle import Case, CaseState
+from bot.policy.lifecycle import Case
 
 # An extension is agreed with the reporter for a concrete plan, not open-ended.
 MAX_EXTEND_DAYS = 365
@@ -54,9 +54,10 @@ class Resumed:
 
 
 def check_open(case: Case) -> None:
-    """A fixed case's clock has stopped for good: pause, resume and extend are refused."""
-    if case.state is CaseState.FIXED:
-        raise FixClockError(f"{case.id} is fixed: its fix clock has stopped for good.")
+    """A case no longer worked (fixed, an outcome, closed) has stopped its fix clock: pause,
+    resume and extend are refused."""
+    if not case.state.clocks_run:
+        raise FixClockError(f"{case.id} is {case.state_text}: its fix clock has stopped.")
 
 
 def pause(case: Case, clock: FixClock, at: datetime, reason: str) -> FixClock:

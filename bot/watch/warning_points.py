@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from bot.policy.fix_clock import FixClock, net_fix_time
-from bot.policy.lifecycle import Case, CaseState
+from bot.policy.lifecycle import Case
 from bot.policy.promises import PROMISES
 from bot.policy.workdays import WorkingCalendar
 
@@ -71,7 +71,7 @@ class PromiseClock:
 
 def open_clocks(case: Case, fix: FixClock, calendar: WorkingCalendar) -> list[PromiseClock]:
     """The clocks that are running: promises not yet kept, without a paused fix clock."""
-    if case.state is CaseState.FIXED:
+    if not case.state.clocks_run:
         return []
     start = calendar.clock_start(case.received_at).astimezone(UTC)
     clocks = []

@@ -153,15 +153,24 @@ def test_extend_while_paused_then_resume_adds_both() -> None:
     assert resumed.clock.extension_days == 14 and not resumed.clock.paused
 
 
-def test_a_fixed_case_has_stopped_its_clock_for_good() -> None:
-    fixed = a_case(state=CaseState.FIXED, fixed_at=at(11, 20, 10))
+@pytest.mark.parametrize(
+    ("state", "shown"),
+    [
+        (CaseState.FIXED, "fixed"),
+        (CaseState.SPAM, "spam"),
+        (CaseState.CLOSED, "closed"),
+        (CaseState.WITHDRAWN, "withdrawn"),
+    ],
+)
+def test_a_case_no_longer_worked_has_stopped_its_clock(state: CaseState, shown: str) -> None:
+    ended = a_case(state=state, fixed_at=at(11, 20, 10) if state is CaseState.FIXED else None)
     paused = FixClock(paused_at=at(11, 6, 10), pause_reason="vendor")
     for attempt in (
-        lambda: fix_clock.pause(fixed, FixClock(), at(11, 21, 10), "late"),
-        lambda: fix_clock.resume(fixed, paused, at(11, 21, 10)),
-        lambda: fix_clock.extend(fixed, FixClock(), 5, AMS),
+        lambda: fix_clock.pause(ended, FixClock(), at(11, 21, 10), "late"),
+        lambda: fix_clock.resume(ended, paused, at(11, 21, 10)),
+        lambda: fix_clock.extend(ended, FixClock(), 5, AMS),
     ):
-        with pytest.raises(FixClockError, match="is fixed: its fix clock has stopped for good"):
+        with pytest.raises(FixClockError, match=f"is {shown}: its fix clock has stopped"):
             attempt()
 
 
