@@ -181,9 +181,7 @@ class MatrixAdapter:
         assert self.client is not None
         backoff = 1.0
         while not stop.is_set():
-            response = await self.client.sync(
-                timeout=self.sync_timeout_ms, sync_filter=SYNC_FILTER
-            )
+            response = await self.client.sync(timeout=self.sync_timeout_ms, sync_filter=SYNC_FILTER)
             if isinstance(response, SyncError):
                 log.warning(
                     "Matrix sync failed (%s); retrying in %.0f s", response.message, backoff
