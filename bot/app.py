@@ -19,6 +19,8 @@ from bot.mailin.intake import MailIntake
 from bot.mailout.reporter import ReporterMailer, SmtpSender
 from bot.matrix.client import MatrixAdapter, MatrixFatalError
 from bot.matrix.posts import Post, post_to_room
+from bot.ops.health import Liveness
+from bot.ops.http import Monitor, OpsServer
 from bot.outbox.mail_channel import MailHandler
 from bot.outbox.matrix_channel import MatrixHandler
 from bot.outbox.worker import OutboxWorker
@@ -65,6 +67,8 @@ class App:
         self.config = config
         self.clock = clock or SystemClock()
         self.failpoints = Failpoints(environ)
+        self.liveness = Liveness()
+        self.monitor: Monitor | None = None
 
     async def run(self, stop: asyncio.Event) -> int:
         config = self.config
@@ -78,6 +82,10 @@ class App:
         services = Services(config, calendar, ReporterMailer(config))
         intake = MailIntake(db, config, calendar, pgp, self.clock, self.failpoints)
         matrix = MatrixAdapter(config.matrix, db, self._on_event)
+        matrix.liveness = self.liveness
+        # A third of the stall limit: an idle but healthy sync loop never looks stalled.
+        stall_ms = config.monitoring.stall_after_seconds * 1000
+        matrix.sync_timeout_ms = min(matrix.sync_timeout_ms, stall_ms // 3)
         self._matrix = matrix
         self._db = db
         worker = OutboxWorker(
@@ -95,10 +103,24 @@ class App:
             build_registry(), db, services, self.clock, self.failpoints, worker.wake
         )
         imap = ImapSource(config.imap, db, intake)
+        imap.liveness = self.liveness
         # SLA warnings and the digest; tests reach `app.scheduler.tick_sla()` directly.
         self.scheduler = make_scheduler(db, config, calendar, pgp, self.clock, worker.wake)
         tasks: list[asyncio.Task[Any]] = []
+        self.monitor = Monitor(
+            db,
+            stall_after=config.monitoring.stall_after_seconds,
+            liveness=self.liveness,
+            imap_connected=imap.connected.is_set,
+            tasks_alive=lambda: [task.get_name() for task in tasks if task.done()],
+            now=self.clock.now,
+        )
+        ops = (
+            OpsServer(config.monitoring.listen, self.monitor) if config.monitoring.listen else None
+        )
         try:
+            if ops is not None:
+                await ops.start()
             await matrix.start()
             check_digest_room(matrix, config)
             self.scheduler.start()
@@ -125,6 +147,8 @@ class App:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             await self.scheduler.stop()
+            if ops is not None:
+                await ops.stop()
             await matrix.close()
             await db.close()
             log.info("cvdbot stopped")
@@ -147,6 +171,8 @@ class App:
             await self._undecryptable(room_id, event)
 
     async def _undecryptable(self, room_id: str, event: MegolmEvent) -> None:
+        if self.monitor is not None:
+            self.monitor.counters.decrypt_failures += 1
         log.warning(
             "could not decrypt %s from %s; requesting the key", event.event_id, event.sender
         )

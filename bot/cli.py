@@ -1,4 +1,5 @@
-"""The `cvdbot` command line: run, check-config, ingest, deadlines, digest, keys."""
+"""The `cvdbot` command line: run, check-config, ingest, deadlines, digest, doctor, backup,
+restore, keys."""
 
 from __future__ import annotations
 
@@ -24,14 +25,10 @@ EX_TEMPFAIL = 75
 EX_CONFIG = 78  # e.g. a database written by a newer cvdbot: fix the installation, not the input
 
 
-def _setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # nio logs event contents at DEBUG and noisy warnings about unverified devices at INFO.
-    for noisy in ("nio", "peewee", "aiosqlite", "aioimaplib", "gnupg", "mail.log"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+def _setup_logging(verbose: bool = False, config: Config | None = None) -> None:
+    from bot.ops.logs import setup_logging
+
+    setup_logging(verbose=verbose, form=config.logging.format if config else "text")
 
 
 def _load(path: str) -> Config:
@@ -52,7 +49,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bot.app import App
 
     config = _load(args.config)
-    _setup_logging(args.verbose)
+    _setup_logging(args.verbose, config)
 
     async def main() -> int:
         stop = asyncio.Event()
@@ -73,7 +70,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from storage.db import Database, DatabaseTooNewError
 
     config = _load(args.config)
-    _setup_logging(args.verbose)
+    _setup_logging(args.verbose, config)
     if args.file in (None, "-"):
         raw = sys.stdin.buffer.read()
     else:
@@ -165,6 +162,47 @@ def cmd_digest(args: argparse.Namespace) -> int:
     return EX_OK
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from bot.ops.doctor import run_checks
+
+    config = _load(args.config)
+    if args.verbose:
+        _setup_logging(args.verbose, config)
+    checks = asyncio.run(run_checks(config))
+    for check in checks:
+        print(check.line())
+    failed = sum(check.verdict == "failed" for check in checks)
+    warned = sum(check.verdict == "warning" for check in checks)
+    print(f"{len(checks)} checks: {failed} failed, {warned} warnings")
+    return EX_OK if failed == 0 else 1
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from bot.ops.backup import BackupError, backup
+
+    config = _load(args.config)
+    try:
+        manifest = backup(config, Path(args.dir))
+    except (BackupError, OSError, sqlite3.Error) as exc:
+        print(f"cvdbot backup: {exc}", file=sys.stderr)
+        return 1
+    print(f"backed up {len(manifest['files'])} files to {args.dir}")  # type: ignore[arg-type]
+    return EX_OK
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from bot.ops.backup import BackupError, restore
+
+    config = _load(args.config)
+    try:
+        manifest = restore(config, Path(args.dir), overwrite=args.overwrite)
+    except (BackupError, OSError, sqlite3.Error) as exc:
+        print(f"cvdbot restore: {exc}", file=sys.stderr)
+        return 1
+    print(f"restored the backup made at {manifest['made_at']}; start the bot with `cvdbot run`")
+    return EX_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cvdbot",
@@ -200,6 +238,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     digest.add_argument("--at", help="as of this time, ISO 8601 (local time if no offset)")
     digest.set_defaults(func=cmd_digest)
+    with_config(
+        "doctor", "check the deployment: homeserver, rooms, IMAP, SMTP, gpg, calendar, database"
+    ).set_defaults(func=cmd_doctor)
+    backup = with_config("backup", "save database, Matrix crypto store and gpg home (live)")
+    backup.add_argument("dir", help="a new, empty directory for the backup")
+    backup.set_defaults(func=cmd_backup)
+    restore = with_config("restore", "put a backup back in place (with the bot stopped)")
+    restore.add_argument("dir", help="the backup directory")
+    restore.add_argument(
+        "--overwrite", action="store_true", help="replace the database, store and gpg home"
+    )
+    restore.set_defaults(func=cmd_restore)
     from bot.pgp.keys_cli import add_key_commands
 
     add_key_commands(with_config("keys", "the bot's OpenPGP key: generate, export, fingerprint"))

@@ -15,11 +15,12 @@ from bot.config.section_digest import DigestConfig
 from bot.config.section_limits import LimitsConfig
 from bot.config.section_mail import ImapConfig, SmtpConfig
 from bot.config.section_matrix import MatrixConfig
+from bot.config.section_ops import LoggingConfig, MonitoringConfig
 from bot.config.section_pgp import PgpConfig
 from bot.config.section_policy import PolicyConfig
 from bot.config.section_storage import StorageConfig
 
-_OPTIONAL_SECTIONS = ("policy", "digest", "limits")
+_OPTIONAL_SECTIONS = ("policy", "digest", "limits", "monitoring", "logging")
 
 
 class Config(BaseModel):
@@ -35,6 +36,8 @@ class Config(BaseModel):
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     digest: DigestConfig = Field(default_factory=DigestConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
     @model_validator(mode="before")
     @classmethod

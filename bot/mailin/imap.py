@@ -20,6 +20,7 @@ import aioimaplib
 from bot.config import ImapConfig
 from bot.mailin.intake import MailIntake
 from bot.mailin.parse import NotAMailError
+from bot.ops.health import Liveness
 from storage import sync_state
 from storage.db import Database
 
@@ -84,6 +85,7 @@ class ImapSource:
         self._db = db
         self._intake = intake
         self.connected = asyncio.Event()
+        self.liveness: Liveness | None = None  # heartbeats for /healthz (bot/ops/health.py)
 
     async def run(self) -> None:
         """Read mail until cancelled, reconnecting with back-off after any failure."""
@@ -100,14 +102,7 @@ class ImapSource:
                 backoff = 1.0
 
     async def _connect(self) -> _Imap:
-        config = self._config
-        tls = ssl.create_default_context() if config.security == "tls" else None
-        imap = _Imap(host=config.host, port=config.port, timeout=30, ssl_context=tls)
-        await imap.wait_hello_from_server()
-        if config.security == "starttls":
-            await _starttls(imap, config.host)
-        _ok(await imap.login(config.username, config.password.get_secret_value()), "login")
-        return imap
+        return await _login(self._config)
 
     async def _session(self) -> None:
         imap = await self._connect()
@@ -119,6 +114,8 @@ class ImapSource:
             idle = "IDLE" in imap.protocol.capabilities
             while True:
                 await self._fetch_new(imap, uidvalidity)
+                if self.liveness is not None:
+                    self.liveness.beat("imap")
                 if idle:
                     await self._idle(imap)
                 else:
@@ -178,6 +175,34 @@ class ImapSource:
                     log.warning("IMAP UID %s is not a mail message (%s); left in place", uid, exc)
             async with self._db.transaction() as conn:
                 await sync_state.set_imap_position(conn, folder, uidvalidity, uid)
+
+
+async def _login(config: ImapConfig) -> _Imap:
+    tls = ssl.create_default_context() if config.security == "tls" else None
+    imap = _Imap(host=config.host, port=config.port, timeout=30, ssl_context=tls)
+    await imap.wait_hello_from_server()
+    if config.security == "starttls":
+        await _starttls(imap, config.host)
+    _ok(await imap.login(config.username, config.password.get_secret_value()), "login")
+    return imap
+
+
+async def probe_mailbox(config: ImapConfig) -> str:
+    """Log in and open the folder read-only (EXAMINE: no flag changes); what `cvdbot doctor`
+    checks. Returns a short description; raises ImapError or OSError on failure."""
+    imap = await asyncio.wait_for(_login(config), 30)
+    try:
+        examined = _ok(await imap.examine(config.folder), f"EXAMINE {config.folder}")
+        idle = "IDLE" in imap.protocol.capabilities
+        _uidvalidity(examined.lines)
+        return f"logged in as {config.username}, folder {config.folder} opened" + (
+            ", IDLE supported" if idle else ", no IDLE (polling)"
+        )
+    finally:
+        try:
+            await asyncio.wait_for(imap.logout(), 5)
+        except (OSError, TimeoutError, aioimaplib.Abort):
+            pass
 
 
 async def _starttls(imap: _Imap, host: str) -> None:

@@ -145,6 +145,38 @@ class SmtpSender:
     def __init__(self, config: Config) -> None:
         self._config = config.smtp
 
+    async def probe(self) -> str:
+        """Connect, EHLO, STARTTLS and log in as configured, then QUIT without sending; what
+        `cvdbot doctor` checks. Raises SmtpDeliveryError with the reason."""
+        smtp = self._config
+        client = aiosmtplib.SMTP(
+            hostname=smtp.host,
+            port=smtp.port,
+            use_tls=smtp.security == "tls",
+            start_tls=False,
+            tls_context=ssl.create_default_context(),
+            timeout=15,
+        )
+        try:
+            await client.connect()
+            if smtp.security == "starttls":
+                await client.starttls()
+            await client.ehlo()
+            done = [f"EHLO answered by {smtp.host}:{smtp.port}"]
+            if smtp.security != "none":
+                done.append("TLS")
+            if smtp.username and smtp.password:
+                await client.login(smtp.username, smtp.password.get_secret_value())
+                done.append(f"logged in as {smtp.username}")
+            await client.quit()
+            return ", ".join(done)
+        except aiosmtplib.SMTPException as exc:
+            raise SmtpDeliveryError(f"{type(exc).__name__}: {exc}", retryable=True) from exc
+        except (OSError, TimeoutError) as exc:
+            raise SmtpDeliveryError(f"{type(exc).__name__}: {exc}", retryable=True) from exc
+        finally:
+            client.close()
+
     async def deliver(self, sender: str, recipient: str, raw: bytes) -> None:
         smtp = self._config
         tls_context = ssl.create_default_context()

@@ -33,6 +33,7 @@ from nio import (
 )
 
 from bot.config import MatrixConfig
+from bot.ops.health import Liveness
 from storage import sync_state
 from storage.db import Database
 
@@ -81,6 +82,10 @@ class MatrixAdapter:
         self._on_event = on_event
         self._store = Path(config.store_path)
         self.client: AsyncClient | None = None
+        self.liveness: Liveness | None = None  # heartbeats for /healthz (bot/ops/health.py)
+        # The long-poll: an idle homeserver answers after this long, so a healthy sync loop
+        # completes a round at least this often (App keeps it under the health stall limit).
+        self.sync_timeout_ms = SYNC_TIMEOUT_MS
         self.case_room_ready = asyncio.Event()
         # One key operation at a time: the sync loop and a send can both claim keys, and two
         # concurrent claims for one device would open two Olm sessions for it.
@@ -176,7 +181,7 @@ class MatrixAdapter:
         assert self.client is not None
         backoff = 1.0
         while not stop.is_set():
-            response = await self.client.sync(timeout=SYNC_TIMEOUT_MS, sync_filter=SYNC_FILTER)
+            response = await self.client.sync(timeout=self.sync_timeout_ms, sync_filter=SYNC_FILTER)
             if isinstance(response, SyncError):
                 log.warning(
                     "Matrix sync failed (%s); retrying in %.0f s", response.message, backoff
@@ -187,6 +192,8 @@ class MatrixAdapter:
             backoff = 1.0
             await self._process(response, run_timeline=True)
             await self._housekeeping()
+            if self.liveness is not None:
+                self.liveness.beat("sync")
 
     async def _housekeeping(self) -> None:
         """What nio's sync_forever does between syncs: to-device messages and key upkeep."""

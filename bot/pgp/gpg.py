@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, cast
@@ -274,6 +275,67 @@ class Pgp:
         key = self._public_key(self._fingerprint)
         return key is not None and str(key.get("trust") or "") not in ("e", "r", "i", "d")
 
+    def check_own_key(self, now: float, warn_days: int = 30) -> OwnKeyCheck:
+        """What `cvdbot doctor` says about the bot's key: present with its secret part, not
+        expired or revoked (a warning within `warn_days` of expiry), protected by a
+        passphrase, and that passphrase right. The agent's cached passphrase is cleared
+        first, so a wrong configured one cannot pass on a cached unlock; the running bot
+        supplies its passphrase with every use, so clearing costs it nothing."""
+        try:
+            fpr = self._require_own_key()
+        except PgpError as exc:
+            return OwnKeyCheck(str(exc), False)
+        secret = [
+            k for k in self._gpg.list_keys(secret=True, keys=[fpr]) if k["fingerprint"] == fpr
+        ]
+        key = self._public_key(fpr)
+        if not secret or key is None:
+            return OwnKeyCheck(f"key {fpr} with its secret part is not in {self._home}", False)
+        summary = summarise_key(key)
+        if str(key.get("trust") or "") in ("e", "r", "i", "d"):
+            return OwnKeyCheck(f"{summary}: not usable (expired or revoked)", False)
+        grips = self._keygrips(fpr)
+        protection = {self._agent_keyinfo(grip) for grip in grips}
+        if "C" in protection:
+            return OwnKeyCheck(f"{summary}: the secret key has no passphrase", False)
+        for grip in grips:
+            self._agent_command(f"CLEAR_PASSPHRASE --mode=normal {grip}")
+        signed = self._gpg.sign(b"cvdbot doctor", keyid=fpr, passphrase=self._passphrase)
+        if not signed.data:
+            return OwnKeyCheck(f"{summary}: cannot sign with the configured passphrase", False)
+        expires = str(key.get("expires") or "")
+        if expires and int(expires) - now < warn_days * 86400:
+            return OwnKeyCheck(f"{summary}: expires within {warn_days} days", True, warning=True)
+        return OwnKeyCheck(f"{summary}: signs with the configured passphrase", True)
+
+    def _keygrips(self, fingerprint: str) -> list[str]:
+        proc = self._run_gpg(["--with-colons", "--with-keygrip", "-K", fingerprint], b"")
+        return [
+            line.split(":")[9]
+            for line in proc.stdout.decode("ascii", "replace").splitlines()
+            if line.startswith("grp:")
+        ]
+
+    def _agent_command(self, command: str) -> str:
+        try:
+            proc = subprocess.run(
+                ["gpg-connect-agent", "--homedir", str(self._home), command, "/bye"],
+                capture_output=True,
+                env=self._env,
+                timeout=30,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise PgpError(f"gpg-agent could not be asked: {type(exc).__name__}") from exc
+        return proc.stdout.decode("ascii", "replace")
+
+    def _agent_keyinfo(self, grip: str) -> str:
+        """The agent's protection flag of a secret key: P (passphrase), C (clear), - unknown."""
+        for line in self._agent_command(f"KEYINFO {grip}").splitlines():
+            fields = line.split()
+            if fields[:2] == ["S", "KEYINFO"] and len(fields) > 7:
+                return fields[7]
+        return "-"
+
     def close(self) -> None:
         """Stop this home's gpg-agent, which holds the cached passphrase in memory."""
         self._gpgconf("--kill", "gpg-agent")
@@ -461,6 +523,13 @@ class Pgp:
 
 
 # ---------------------------------------------------------------------- small helpers
+
+
+@dataclass(frozen=True)
+class OwnKeyCheck:
+    detail: str
+    ok: bool
+    warning: bool = False
 
 
 def _passphrase_ok(passphrase: str) -> bool:

@@ -82,7 +82,7 @@ def test_the_docstring_names_exactly_the_subcommands() -> None:
     subparsers = next(
         action for action in parser._actions if isinstance(action, argparse._SubParsersAction)
     )
-    named = (cli_module.__doc__ or "").split(":", 1)[1].strip().rstrip(".").split(", ")
+    named = " ".join((cli_module.__doc__ or "").split(":", 1)[1].split()).rstrip(".").split(", ")
     assert sorted(named) == sorted(subparsers.choices)
 
 

@@ -1,0 +1,1 @@
+"""What an operator runs and watches: health and metrics, logging, doctor, backup."""

@@ -1,0 +1,245 @@
+"""Day one for an operator, on the real servers: `cvdbot doctor` (all ok, then each fault
+fails exactly its own line), /healthz and /metrics of the running bot while Synapse stops
+and returns, and a backup taken during a burst that restores into the same device.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import quote
+
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.harness.bot import CvdDeployment
+from tests.harness.ports import free_port
+from tests.harness.synapse import SynapseServer
+from tests.integration.conftest import MakeDeployment
+from tests.integration.sample_mails import ENGLISH_BODY, report
+
+CHECK_LINE = re.compile(r"^(ok|warning|failed)\s+(\S+(?: room)?)\s")
+
+
+def doctor(d: CvdDeployment, *, env: dict[str, str] | None = None, **overrides: dict) -> dict:
+    """Run `cvdbot doctor` on the deployment's config with section overrides: {name: verdict}."""
+    config = d.config()
+    for section, values in overrides.items():
+        config[section].update(values)
+    path = d.workdir / "doctor.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "doctor", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=d.workdir,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+    verdicts = {}
+    for line in result.stdout.splitlines():
+        match = CHECK_LINE.match(line)
+        if match:
+            verdicts[match.group(2)] = match.group(1)
+    verdicts["exit"] = result.returncode
+    verdicts["output"] = result.stdout + result.stderr
+    return verdicts
+
+
+def failed(verdicts: dict) -> list[str]:
+    return sorted(name for name, verdict in verdicts.items() if verdict == "failed")
+
+
+def bot_api(d: CvdDeployment, method: str, path: str) -> dict:
+    """A client-server API call as the bot's account, with its stored token."""
+    token = json.loads((d.store_path / "session.json").read_text())["access_token"]
+    request = urllib.request.Request(
+        f"{d.synapse.url}{path}",
+        data=b"{}" if method == "POST" else None,
+        method=method,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def unprotected_key(home: Path) -> str:
+    home.mkdir(mode=0o700, parents=True)
+    subprocess.run(
+        ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback",
+         "--passphrase", "", "--quick-gen-key", "Open key <security@haaksbergen.example>",
+         "ed25519", "sign", "never"],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    listing = subprocess.run(
+        ["gpg", "--homedir", str(home), "--with-colons", "-K"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:"))
+
+
+async def test_doctor_is_all_ok_and_each_fault_fails_exactly_its_line(
+    make_deployment: MakeDeployment,
+) -> None:
+    d = await make_deployment()
+    d.start_bot().stop()  # the first start creates the bot's device
+    plain = await d.team.create_plain_room(invite=[d.bot_user], name="not for cases")
+    # The bot only accepts invites to its configured rooms: join this one as the account.
+    bot_api(d, "POST", f"/_matrix/client/v3/join/{quote(plain, safe='')}")
+    assert plain in bot_api(d, "GET", "/_matrix/client/v3/joined_rooms")["joined_rooms"]
+    elsewhere = await d.team.create_encrypted_room(invite=[], name="the bot is not here")
+
+    healthy = doctor(d)
+    assert healthy["exit"] == 0, healthy["output"]
+    assert failed(healthy) == [], healthy["output"]
+    for name in ("homeserver", "login", "case room", "imap", "smtp", "gpg", "calendar"):
+        assert healthy[name] == "ok", healthy["output"]
+
+    faults = {
+        "imap": doctor(d, env={"CVDBOT_IMAP__PASSWORD": "wrong"}),
+        "smtp": doctor(d, smtp={"port": free_port()}),
+        "gpg": doctor(
+            d,
+            pgp={
+                "gnupg_home": str(d.workdir / "open-gnupg"),
+                "key_fingerprint": unprotected_key(d.workdir / "open-gnupg"),
+                "passphrase": "anything",
+            },
+        ),
+    }
+    unencrypted = doctor(d, matrix={"case_room": plain})
+    absent = doctor(d, matrix={"case_room": elsewhere})
+    for name, verdicts in faults.items():
+        assert verdicts["exit"] == 1, verdicts["output"]
+        assert failed(verdicts) == [name], verdicts["output"]
+    assert "has no passphrase" in faults["gpg"]["output"]
+    assert failed(unencrypted) == ["case room"], unencrypted["output"]
+    assert "not end-to-end encrypted" in unencrypted["output"]
+    assert failed(absent) == ["case room"], absent["output"]
+    assert "not in" in absent["output"]
+    # Nothing changed: the same single device, the mailbox untouched by the checks.
+    assert len(d.bot_devices()) == 1
+
+
+def fetch(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except OSError as exc:
+        return 0, str(exc)
+
+
+async def wait_status(url: str, status: int, within: float) -> float:
+    start = time.monotonic()
+    while True:
+        code, body = await asyncio.to_thread(fetch, url)
+        if code == status:
+            return time.monotonic() - start
+        assert time.monotonic() - start < within, f"{url} still {code}: {body}"
+        await asyncio.sleep(0.5)
+
+
+async def test_healthz_follows_synapse_and_metrics_parse_without_content(
+    make_deployment: MakeDeployment, synapse: SynapseServer
+) -> None:
+    d = await make_deployment()
+    port = free_port()
+    stall = 6
+    d.config_overrides["monitoring"] = {"listen": f"127.0.0.1:{port}", "stall_after_seconds": stall}
+    d.config_overrides["logging"] = {"format": "json"}
+    d.start_bot()
+    base = f"http://127.0.0.1:{port}"
+    await wait_status(f"{base}/healthz", 200, 30)
+    subject = "Secret path traversal in archive"
+    d.append_mail(report(subject=subject, body=ENGLISH_BODY, sender="Ria <ria@finder.example>"))
+    await d.team.wait_for_message(d.room_id, lambda m: subject in m.body, timeout=60)
+
+    code, text = await asyncio.to_thread(fetch, f"{base}/metrics")
+    assert code == 200
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    cases = {s.labels["state"]: s.value for s in families["cvdbot_cases"].samples}
+    assert cases["new"] == 1
+    assert {"cvdbot_outbox_backlog", "cvdbot_overdue_promises", "cvdbot_mails_sent",
+            "cvdbot_decrypt_failures", "cvdbot_last_activity_age_seconds",
+            "cvdbot_outbox_oldest_age_seconds"} <= set(families)  # fmt: skip
+    for secret in ("Secret path", "ria@finder.example", "Ria", "traversal"):
+        assert secret not in text
+
+    synapse.stop()
+    try:
+        went_down = await wait_status(f"{base}/healthz", 503, stall + 20)
+    finally:
+        synapse.start()
+    assert went_down <= stall + 5, f"unhealthy only after {went_down:.1f} s"
+    await wait_status(f"{base}/healthz", 200, 60)
+
+    d.bot.stop()  # type: ignore[union-attr]
+    log_lines = [line for line in d.bot.log_since_start().splitlines() if line.startswith("{")]  # type: ignore[union-attr]
+    assert log_lines and all(json.loads(line)["level"] for line in log_lines)
+    everything = d.bot.log_since_start()  # type: ignore[union-attr]
+    for secret in ("Secret path", "ria@finder.example", "traversal"):
+        assert secret not in everything
+
+
+async def test_backup_during_a_burst_restores_the_same_device_and_sends_nothing_twice(
+    make_deployment: MakeDeployment,
+) -> None:
+    d = await make_deployment()
+    bot = d.start_bot()
+    device = json.loads((d.store_path / "session.json").read_text())["device_id"]
+    for number in range(12):
+        d.append_mail(report(subject=f"Burst report {number:02d}", body=ENGLISH_BODY))
+    await d.team.wait_for_message(d.room_id, lambda m: "Burst report" in m.body, timeout=60)
+    backup_dir = d.workdir / "backup"
+    made = subprocess.run(
+        [sys.executable, "-m", "bot", "backup", "--config", str(d.config_path), str(backup_dir)],
+        capture_output=True, text=True, timeout=60, cwd=d.workdir, check=False,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert oct(backup_dir.stat().st_mode & 0o777) == "0o700"
+    # Let the original bot finish the burst, then lose everything and restore.
+    deadline = time.monotonic() + 90
+    while len([m for m in d.team.messages(d.room_id) if "New report" in m.body]) < 12:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.5)
+    bot.stop()
+    shutil.rmtree(d.workdir / "data")
+    restored = subprocess.run(
+        [sys.executable, "-m", "bot", "restore", "--config", str(d.config_path), str(backup_dir)],
+        capture_output=True, text=True, timeout=60, cwd=d.workdir, check=False,
+    )  # fmt: skip
+    assert restored.returncode == 0, restored.stderr
+    d.start_bot()
+    assert json.loads((d.store_path / "session.json").read_text())["device_id"] == device
+    assert d.bot_devices() == [device]
+    # Quiescent: the restored bot has sent what the backup held pending.
+    deadline = time.monotonic() + 90
+    while True:
+        with sqlite3.connect(d.db_path) as conn:
+            pending = conn.execute("SELECT COUNT(*) FROM outbox WHERE state='pending'").fetchone()
+            cases = conn.execute("SELECT COUNT(*) FROM cases").fetchone()[0]
+        if pending[0] == 0 and cases == 12:
+            break
+        assert time.monotonic() < deadline, f"{pending[0]} pending, {cases} cases"
+        await asyncio.sleep(0.5)
+    await d.team.wait_for_sync(2)
+    roots = [m for m in d.team.messages(d.room_id) if "New report" in m.body]
+    subjects = sorted(re.search(r"Burst report \d\d", m.body).group(0) for m in roots)  # type: ignore[union-attr]
+    assert subjects == [f"Burst report {n:02d}" for n in range(12)], "one root per report"
+    assert d.team.undecryptable(d.room_id) == []
