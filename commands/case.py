@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import re
 
-from bot.policy.lifecycle import SEVERITIES, acknowledge, assess, mark_fixed
+from bot.policy.cvss_vector import InvalidVector, rate, severity_differs
+from bot.policy.lifecycle import SEVERITIES, CaseState, acknowledge, assess, mark_fixed
 from commands.context import CommandContext
 from commands.deadlines import status_text as sla_status_text
-from commands.registry import Arg, CommandGroup
+from commands.registry import Arg, CommandError, CommandGroup
 
 group = CommandGroup()
 
-CVSS_VECTOR = re.compile(r"CVSS:[34]\.[0-9]/[A-Za-z0-9:/.]+")
+# Any word that starts with CVSS: is taken as the vector and validated (a malformed one is
+# refused), never passed on to the reporter as the assessment's text.
+CVSS_VECTOR = re.compile(r"CVSS:\S+")
 
 
 @group.command(
@@ -33,23 +36,61 @@ async def ack(ctx: CommandContext) -> str:
         Arg("severity", "how serious the weakness is", choices=SEVERITIES),
         Arg(
             "vector",
-            "a CVSS 3.x or 4.0 vector, e.g. CVSS:3.1/AV:N/…",
+            "a CVSS 3.0, 3.1 or 4.0 vector, e.g. CVSS:3.1/AV:N/…; its score is computed",
             pattern=CVSS_VECTOR,
             optional=True,
             label="CVSS vector",
         ),
         Arg("text", "the assessment in words, sent to the reporter", optional=True, rest=True),
     ],
-    details="An assessment can be revised with a new !assess until the case is fixed.",
+    details=(
+        "An invalid CVSS vector is refused with the reason. When the vector's severity differs "
+        "from the one given, the answer says so; the team's severity is recorded. An "
+        "assessment can be revised with a new !assess until the case is fixed: the first "
+        "assessment's time stays, the revision is in !history."
+    ),
 )
 async def assess_command(
     ctx: CommandContext, severity: str, vector: str | None, text: str | None
 ) -> str:
-    case = assess(ctx.the_case, ctx.now, severity, vector, text)
-    note = await ctx.save_and_mail(
-        case, "assessed", "assessment", severity=severity, cvss_vector=vector
-    )
-    return f"📋 {case.id} assessed as {severity} by {ctx.sender}. {note}"
+    before = ctx.the_case
+    rating = None
+    if vector is not None:
+        try:
+            rating = rate(vector)
+        except InvalidVector as exc:
+            raise CommandError(
+                f"the CVSS vector is not valid: {exc}. Nothing was changed, no mail was sent."
+            ) from None
+    case = assess(before, ctx.now, severity, vector, text)
+    score = rating.text() if rating else None
+    if before.state is CaseState.ASSESSED:
+        revised = f"{before.severity} -> {severity}"
+        note = await ctx.save_and_mail(
+            case,
+            "assessment_revised",
+            "assessment",
+            severity=severity,
+            cvss_vector=vector,
+            cvss_score=score,
+            revised=revised,
+            severity_before=before.severity,
+            cvss_vector_before=before.cvss_vector,
+        )
+        answer = f"📋 {case.id} re-assessed as {severity} by {ctx.sender} (revised: {revised})."
+    else:
+        note = await ctx.save_and_mail(
+            case, "assessed", "assessment", severity=severity, cvss_vector=vector, cvss_score=score
+        )
+        answer = f"📋 {case.id} assessed as {severity} by {ctx.sender}."
+    if rating is not None:
+        answer += f" {rating.text()}."
+        if severity_differs(severity, rating):
+            answer += (
+                f" ⚠️ The vector's severity is {rating.severity}, not {severity}; the case "
+                f"keeps {severity}, as given."
+            )
+    return f"{answer} {note}"
 
 
 @group.command(

@@ -89,6 +89,7 @@ class CommandDispatcher:
                     idem_key=f"reply:{message.event_id}",
                     now=now,
                     reply_to=message.event_id,
+                    mentions=reply.mentions,
                 )
             else:
                 await post_to_room(
@@ -151,7 +152,7 @@ class CommandDispatcher:
         # event is still recorded as handled and its error answer still goes out.
         try:
             async with savepoint(conn, "command"):
-                text = await command.handler(ctx, **values)
+                answer = await command.handler(ctx, **values)
         except (CommandError, TransitionError) as exc:
             return case, Post.text(f"⚠️ {exc}")
         except Exception:
@@ -160,7 +161,8 @@ class CommandDispatcher:
                 f"❌ !{command.name} failed because of an error in cvdbot; nothing was changed. "
                 "The details are in the bot's log."
             )
-        return ctx.case, Post.text(text)
+        # A handler answers with text, or with a Post when it means to mention someone.
+        return ctx.case, answer if isinstance(answer, Post) else Post.text(answer)
 
     async def _find_case(
         self, conn: aiosqlite.Connection, message: IncomingMessage, rest: str, command: Command

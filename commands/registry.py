@@ -8,6 +8,10 @@ import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.matrix.posts import Post
 
 PREFIX = "!"
 
@@ -50,7 +54,8 @@ class Arg:
         return f"[{label}]" if self.optional else f"<{label}>"
 
 
-Handler = Callable[..., Awaitable[str]]
+# A handler returns its answer: text, or a Post (bot.matrix.posts) that mentions someone.
+Handler = Callable[..., Awaitable["str | Post"]]
 
 
 @dataclass(frozen=True)

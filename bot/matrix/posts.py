@@ -27,10 +27,15 @@ _MENTION = re.compile(r"@(?=(room|channel|everyone|here)\b|[A-Za-z0-9._=/+-]+:[A
 
 @dataclass(frozen=True)
 class Post:
-    """A message as plain text and HTML; build the HTML with the helpers below."""
+    """A message as plain text and HTML; build the HTML with the helpers below.
+
+    `mentions`: the user IDs the post is meant to notify (its `m.mentions`); empty for
+    everything else, so no text in it can ping anyone.
+    """
 
     body: str
     html: str
+    mentions: tuple[str, ...] = ()
 
     @classmethod
     def text(cls, text: str) -> Post:
@@ -39,6 +44,11 @@ class Post:
 
 def defuse_mentions(text: str) -> str:
     return _MENTION.sub("@\u2060", text)
+
+
+def user_link(user_id: str) -> str:
+    """A mention pill: clients render it as the user's name (pair it with `mentions`)."""
+    return f'<a href="https://matrix.to/#/{html.escape(user_id)}">{html.escape(user_id)}</a>'
 
 
 def text_to_html(text: str) -> str:

@@ -8,6 +8,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from bot.matrix.posts import Post, defuse_mentions
+from bot.policy.cvss_vector import InvalidVector, rate
 from bot.policy.lifecycle import Case, CaseState
 from bot.policy.promises import PROMISES
 from bot.text import duration
@@ -79,8 +80,13 @@ def status(case: Case, tz: ZoneInfo, now: datetime) -> Post:
         state += f" · severity {case.severity}"
         if case.cvss_vector:
             state += f" ({case.cvss_vector})"
-    lines = [
-        f"{case.id}: {state}",
+    lines = [f"{case.id}: {state}"]
+    if case.cvss_vector:
+        try:
+            lines.append(f"Score: {rate(case.cvss_vector).text()}")
+        except InvalidVector as exc:  # stored before vectors were checked
+            lines.append(f"Score: none, the vector is not valid ({exc})")
+    lines += [
         f"Assignee: {case.assignee or 'nobody'}",
         f"Reporter: {defuse_mentions(case.reporter_display)} · language: {case.language}",
         *deadline_lines(case, tz, now),

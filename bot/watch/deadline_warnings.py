@@ -30,7 +30,14 @@ from datetime import UTC, datetime, timedelta
 import aiosqlite
 
 from bot.config import Config
-from bot.matrix.posts import Post, defuse_mentions, post_to_case, post_to_room, text_to_html
+from bot.matrix.posts import (
+    Post,
+    defuse_mentions,
+    post_to_case,
+    post_to_room,
+    text_to_html,
+    user_link,
+)
 from bot.matrix.render import local, time_left
 from bot.policy import fix_clock
 from bot.policy.fix_clock import FixClock
@@ -60,11 +67,6 @@ RETRY_AFTER_ERROR = timedelta(hours=1)
 
 def permalink(room_id: str, event_id: str) -> str:
     return f"https://matrix.to/#/{room_id}/{event_id}"
-
-
-def user_link(user_id: str) -> str:
-    """A mention pill: clients render it as the user's name."""
-    return f'<a href="https://matrix.to/#/{html.escape(user_id)}">{html.escape(user_id)}</a>'
 
 
 @dataclass
