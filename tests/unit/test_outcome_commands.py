@@ -251,6 +251,8 @@ async def test_refused_steps_change_nothing(room: OutcomeRoom) -> None:
         ("!duplicate", "missing <CVD-ID>"),
         ("!reopen", "it is open already"),
         ("!spam now", "unexpected 'now'"),
+        # Only an argument that takes a case ID reads one in another case's thread.
+        ("!spam CVD-2026-0002", "this is the thread of CVD-2026-0001, not CVD-2026-0002"),
     ):
         assert refusal in await room.say(command, thread=thread), command
         assert await snapshot(room.db, case.id) == before, command
