@@ -1,8 +1,10 @@
 """Chat commands: one module per group, gathered into one registry here."""
 
-from commands import case, deadlines, help, mail, working
+from commands import case, deadlines, help, mail, outcomes, working
 from commands.registry import Registry
 
 
 def build_registry() -> Registry:
-    return Registry([help.group, case.group, mail.group, deadlines.group, working.group])
+    return Registry(
+        [help.group, case.group, mail.group, deadlines.group, working.group, outcomes.group]
+    )

@@ -179,6 +179,9 @@ class CommandDispatcher:
                 "which case? Run the command in the case's thread, or give the case ID first"
             )
         if named is not None and in_thread is not None and named != in_thread.id:
+            if command.takes_case_id_first(first):
+                # `!duplicate CVD-2026-0001` in a thread: the ID is the argument.
+                return in_thread, f"{first} {rest}".strip()
             raise CommandError(
                 f"this is the thread of {in_thread.id}, not {named}; run it in {named}'s thread"
             )

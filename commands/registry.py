@@ -77,6 +77,12 @@ class Command:
         parts.extend(arg.usage() for arg in self.args)
         return " ".join(parts)
 
+    def takes_case_id_first(self, word: str) -> bool:
+        """Whether `word`, a case ID, fits the first argument (as `!duplicate <CVD-ID>`), so
+        that inside another case's thread it is read as that argument."""
+        pattern = self.args[0].pattern if self.args else None
+        return pattern is not None and pattern.fullmatch(word) is not None
+
     def parse(self, words: str) -> dict[str, str | None]:
         """Bind the text after the command name to the declared arguments."""
         values: dict[str, str | None] = {}

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 
+from bot.policy.lifecycle import REJECT_REASONS
 from bot.text import shorten
 
 __all__ = [
@@ -42,9 +43,17 @@ __all__ = [
     "template_name",
 ]
 
-MailKind = Literal["ack", "assessment", "fixed", "more_info"]
+MailKind = Literal["ack", "assessment", "fixed", "more_info", "rejected", "duplicate", "withdrawn"]
 MailLanguage = Literal["nl", "en"]
-KINDS: tuple[MailKind, ...] = ("ack", "assessment", "fixed", "more_info")
+KINDS: tuple[MailKind, ...] = (
+    "ack",
+    "assessment",
+    "fixed",
+    "more_info",
+    "rejected",
+    "duplicate",
+    "withdrawn",
+)
 LANGUAGES: tuple[MailLanguage, ...] = ("nl", "en")
 
 SEVERITIES: dict[MailLanguage, dict[str, str]] = {
@@ -128,6 +137,10 @@ class ReporterMailContext:
     organisation: str | None = None
     assess_within_working_days: int = 5
     fix_within_days: int = 90
+    # The rejection's reason (one of lifecycle.REJECT_REASONS), explained by the template.
+    reject_reason: str | None = None
+    # The earlier case a duplicate mail names: only the same reporter's own case.
+    duplicate_of: str | None = None
 
 
 # ----------------------------------------------------------------------------------------
@@ -242,6 +255,10 @@ def _template_vars(
     text = clean_text(ctx.text).strip() if ctx.text else ""
     cvss = clean_line(ctx.cvss_vector) if ctx.cvss_vector else ""
     organisation = clean_line(ctx.organisation or "") or DEFAULT_ORGANISATION[language]
+    if ctx.reject_reason is not None and ctx.reject_reason not in REJECT_REASONS:
+        raise ValueError(f"unknown rejection reason {ctx.reject_reason!r}")
+    if ctx.duplicate_of is not None and not _CASE_ID_RE.match(ctx.duplicate_of):
+        raise ValueError(f"not a case ID: {ctx.duplicate_of!r}")
     return {
         "case_id": ctx.case_id,
         "report_subject": clean_report_subject(ctx.report_subject, language),
@@ -259,6 +276,8 @@ def _template_vars(
         "cvss_vector": cvss or None,
         "text": text or None,
         "organisation": organisation,
+        "reject_reason": ctx.reject_reason,
+        "duplicate_of": ctx.duplicate_of,
     }
 
 

@@ -38,6 +38,9 @@ KIND_LABELS: dict[str, str] = {
     "assessment": "assessment",
     "fixed": "fix notice",
     "more_info": "request for more information",
+    "rejected": "rejection",
+    "duplicate": "duplicate notice",
+    "withdrawn": "withdrawal confirmation",
 }
 
 
@@ -60,9 +63,11 @@ class ReporterMailer:
         idem_key: str,
         now: datetime,
         text: str | None = None,
+        duplicate_of: str | None = None,
     ) -> QueuedMail:
         """Build, store and queue one reporter mail, unsealed. `text`: the team's words for
-        this mail (what `!ask` asks); default: the case's fix text or assessment text."""
+        this mail (what `!ask` asks); default: the case's fix text or assessment text.
+        `duplicate_of`: the earlier case a duplicate mail may name (the same reporter's)."""
         label = KIND_LABELS[kind]
         if text is None and kind in ("assessment", "fixed"):
             text = case.fix_text if kind == "fixed" else case.assessment_text
@@ -89,6 +94,8 @@ class ReporterMailer:
             text=text,
             assess_within_working_days=self._config.policy.assess_within_working_days,
             fix_within_days=self._config.policy.fix_within_days,
+            reject_reason=case.outcome_reason if kind == "rejected" else None,
+            duplicate_of=duplicate_of,
         )
         message_id = new_message_id(self._config.smtp.from_domain)
         message = build_reporter_mail(

@@ -250,6 +250,17 @@ def end_with(
     )
 
 
+def same_reporter(case: Case, other: Case) -> bool:
+    """Whether two cases come from the same reporter address (compared without letter case).
+
+    A duplicate's mail names the earlier case only then: another reporter's case ID would
+    tell a stranger that someone else reported it, and under which number.
+    """
+    if case.reporter_address is None or other.reporter_address is None:
+        return False
+    return case.reporter_address.strip().lower() == other.reporter_address.strip().lower()
+
+
 def close(case: Case, at: datetime, retention: timedelta) -> Case:
     """Close a fixed case or an outcome; the retention countdown starts unless held."""
     if case.state is not CaseState.CLOSED and case.state.clocks_run:
