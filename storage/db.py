@@ -82,6 +82,9 @@ class Database:
             await conn.execute("PRAGMA synchronous=FULL")
             await conn.execute("PRAGMA foreign_keys=ON")
             await conn.execute("PRAGMA busy_timeout=5000")
+            # Deleted report data (bot/watch/retention.py) is overwritten with zeros in the
+            # file, not left in free pages.
+            await conn.execute("PRAGMA secure_delete=ON")
             await db.migrate(known)
         except BaseException:
             await conn.close()
