@@ -52,9 +52,7 @@ async def sent_matrix_events(conn: aiosqlite.Connection, case_id: str) -> list[s
         return [str(row[0]) for row in await cur.fetchall()]
 
 
-async def delete_mails(
-    conn: aiosqlite.Connection, case_id: str, at: datetime
-) -> list[DeletedMail]:
+async def delete_mails(conn: aiosqlite.Connection, case_id: str, at: datetime) -> list[DeletedMail]:
     """Empty the case's mails in place (raw bytes with their attachments, subject, addresses,
     references); each row keeps direction, times, language and the SHA-256 of its bytes.
     The Message-ID is replaced as well: it may carry the reporter's domain or name."""

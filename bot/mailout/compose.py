@@ -42,9 +42,9 @@ __all__ = [
     "template_name",
 ]
 
-MailKind = Literal["ack", "assessment", "fixed", "more_info"]
+MailKind = Literal["ack", "assessment", "fixed", "more_info", "closing"]
 MailLanguage = Literal["nl", "en"]
-KINDS: tuple[MailKind, ...] = ("ack", "assessment", "fixed", "more_info")
+KINDS: tuple[MailKind, ...] = ("ack", "assessment", "fixed", "more_info", "closing")
 LANGUAGES: tuple[MailLanguage, ...] = ("nl", "en")
 
 SEVERITIES: dict[MailLanguage, dict[str, str]] = {
@@ -128,6 +128,9 @@ class ReporterMailContext:
     organisation: str | None = None
     assess_within_working_days: int = 5
     fix_within_days: int = 90
+    # The closing mail: when the case's data will be deleted, or that it is held for now.
+    delete_after: datetime | None = None
+    held: bool = False
 
 
 # ----------------------------------------------------------------------------------------
@@ -259,6 +262,10 @@ def _template_vars(
         "cvss_vector": cvss or None,
         "text": text or None,
         "organisation": organisation,
+        "delete_after": (
+            format_date(ctx.delete_after, language, ctx.timezone) if ctx.delete_after else None
+        ),
+        "held": ctx.held,
     }
 
 

@@ -38,6 +38,7 @@ KIND_LABELS: dict[str, str] = {
     "assessment": "assessment",
     "fixed": "fix notice",
     "more_info": "request for more information",
+    "closing": "closing notice",
 }
 
 
@@ -89,6 +90,8 @@ class ReporterMailer:
             text=text,
             assess_within_working_days=self._config.policy.assess_within_working_days,
             fix_within_days=self._config.policy.fix_within_days,
+            delete_after=case.delete_after,
+            held=case.hold_reason is not None,
         )
         message_id = new_message_id(self._config.smtp.from_domain)
         message = build_reporter_mail(
