@@ -46,12 +46,12 @@ def deletion_text(ctx: CommandContext, case: Case) -> str:
 async def close_command(ctx: CommandContext) -> str:
     before = ctx.the_case
     case = close(before, ctx.now, _retention(ctx))
-    data = {"outcome": case.outcome, "delete_after": case.delete_after}
+    data: dict[str, object] = {"outcome": case.outcome, "delete_after": case.delete_after}
     if before.state is CaseState.SPAM:
         await ctx.save(case, "closed", **data)
         note = "No closing mail: the report was spam."
     else:
-        note = await ctx.save_and_mail(case, "closed", "closing", **data)
+        note = await ctx.save_and_mail(case, "closed", "closing", mail_text=None, **data)
     deletion = deletion_text(ctx, case)
     return f"📁 {case.id} closed ({case.outcome}) by {ctx.sender}. {deletion} {note}"
 
