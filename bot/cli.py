@@ -1,5 +1,5 @@
-"""The `cvdbot` command line: run, check-config, ingest, deadlines, digest, doctor, backup,
-restore, keys."""
+"""The `cvdbot` command line: run, check-config, ingest, deadlines, digest, export, doctor,
+backup, restore, keys."""
 
 from __future__ import annotations
 
@@ -203,6 +203,50 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return EX_OK
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from bot.app import make_pgp
+    from bot.case_export import (
+        UnknownCase,
+        build_record,
+        load_case,
+        render_json,
+        render_markdown,
+    )
+    from bot.policy.lifecycle import parse_case_id
+    from storage.db import Database, DatabaseTooNewError
+
+    config = _load(args.config)
+    case_id = parse_case_id(args.case_id)
+    if case_id is None:
+        print(f"cvdbot: {args.case_id!r} is not a case ID (CVD-YYYY-NNNN)", file=sys.stderr)
+        return EX_USAGE
+    pgp = make_pgp(config)
+
+    async def main() -> str:
+        db = await Database.open(config.storage.path)
+        try:
+            async with db.transaction() as conn:
+                stored = await load_case(conn, case_id)
+        finally:
+            await db.close()
+        # gpg (decrypting the stored mails) runs after the transaction: it may wait for its
+        # agent, and the running bot must not wait for it.
+        record = build_record(stored, pgp)
+        return render_json(record) if args.format == "json" else render_markdown(record)
+
+    try:
+        print(asyncio.run(main()), end="")
+    except UnknownCase:
+        print(f"cvdbot: there is no case {case_id}", file=sys.stderr)
+        return EX_USAGE
+    except DatabaseTooNewError as exc:
+        print(f"cvdbot: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    finally:
+        pgp.close()
+    return EX_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cvdbot",
@@ -250,6 +294,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--overwrite", action="store_true", help="replace the database, store and gpg home"
     )
     restore.set_defaults(func=cmd_restore)
+    export = with_config(
+        "export",
+        "write one case (audit log, mails in and out with their decoded text, decisions) "
+        "to standard output, for the records before its data is deleted",
+    )
+    export.add_argument("case_id", metavar="CASE-ID", help="e.g. CVD-2026-0007")
+    export.add_argument(
+        "--format",
+        choices=("json", "markdown"),
+        default="json",
+        help="json (default) or markdown; run twice for both",
+    )
+    export.set_defaults(func=cmd_export)
     from bot.pgp.keys_cli import add_key_commands
 
     add_key_commands(with_config("keys", "the bot's OpenPGP key: generate, export, fingerprint"))

@@ -1,10 +1,21 @@
-"""Chat commands: one module per group, gathered into one registry here."""
+"""Chat commands: one module per group, gathered into one registry here.
 
-from commands import case, deadlines, help, mail, outcomes, working
+`!help` and the README's table list the commands in this order.
+"""
+
+from commands import case, deadlines, help, mail, outcomes, retention, working
 from commands.registry import Registry
+
+GROUPS = [
+    help.group,
+    case.group,
+    mail.group,
+    deadlines.group,
+    working.group,
+    outcomes.group,
+    retention.group,
+]
 
 
 def build_registry() -> Registry:
-    return Registry(
-        [help.group, case.group, mail.group, deadlines.group, working.group, outcomes.group]
-    )
+    return Registry(GROUPS)

@@ -82,6 +82,9 @@ class Database:
             await conn.execute("PRAGMA synchronous=FULL")
             await conn.execute("PRAGMA foreign_keys=ON")
             await conn.execute("PRAGMA busy_timeout=5000")
+            # Deleted report data (bot/watch/retention.py) is overwritten with zeros in the
+            # file, not left in free pages.
+            await conn.execute("PRAGMA secure_delete=ON")
             await db.migrate(known)
         except BaseException:
             await conn.close()
@@ -174,8 +177,12 @@ async def savepoint(conn: aiosqlite.Connection, name: str) -> AsyncIterator[None
 def _create_private(path: Path) -> None:
     """Report contents live in this file: make it private before SQLite touches it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
-    os.close(fd)
+    # Only when it does not exist yet: closing any descriptor of the file drops every POSIX
+    # lock this process holds on it, SQLite's as well (a second Database in the process of a
+    # running bot then saw "disk I/O error").
+    if not path.exists():
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+        os.close(fd)
     os.chmod(path, 0o600)
 
 

@@ -133,3 +133,48 @@ async def references_of(conn: aiosqlite.Connection, mail_id: int) -> list[str]:
     own = str(row[0])
     earlier = [ref for ref in json.loads(row[1]) if ref != own]
     return earlier + [own]
+
+
+@dataclass(frozen=True)
+class CaseMail:
+    """One mail of a case as stored, for `cvdbot export` (empty once its data was deleted)."""
+
+    id: int
+    direction: str
+    message_id: str
+    subject: str
+    from_address: str | None
+    to_address: str | None
+    sent_date: str | None
+    stored_at: str
+    language: str | None
+    raw: bytes
+    sha256: str | None
+    deleted_at: str | None
+
+
+async def case_mails(conn: aiosqlite.Connection, case_id: str) -> list[CaseMail]:
+    """Every mail in and out of a case, in the order they were stored."""
+    async with conn.execute(
+        "SELECT id, direction, message_id, subject, from_address, to_address, sent_date,"
+        " stored_at, language, raw, sha256, deleted_at FROM mails WHERE case_id = ? ORDER BY id",
+        (case_id,),
+    ) as cur:
+        rows = await cur.fetchall()
+    return [
+        CaseMail(
+            id=int(r[0]),
+            direction=str(r[1]),
+            message_id=str(r[2]),
+            subject=str(r[3]),
+            from_address=r[4],
+            to_address=r[5],
+            sent_date=r[6],
+            stored_at=str(r[7]),
+            language=r[8],
+            raw=bytes(r[9]),
+            sha256=r[10],
+            deleted_at=r[11],
+        )
+        for r in rows
+    ]

@@ -15,7 +15,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime
 from email.message import EmailMessage
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -43,9 +43,8 @@ __all__ = [
     "template_name",
 ]
 
-MailKind = Literal["ack", "assessment", "fixed", "more_info", "rejected", "duplicate", "withdrawn"]
-MailLanguage = Literal["nl", "en"]
-KINDS: tuple[MailKind, ...] = (
+#: Every reporter mail, one template pair (nl, en) each in templates/.
+MailKind = Literal[
     "ack",
     "assessment",
     "fixed",
@@ -53,7 +52,10 @@ KINDS: tuple[MailKind, ...] = (
     "rejected",
     "duplicate",
     "withdrawn",
-)
+    "closing",
+]
+KINDS: tuple[MailKind, ...] = get_args(MailKind)
+MailLanguage = Literal["nl", "en"]
 LANGUAGES: tuple[MailLanguage, ...] = ("nl", "en")
 
 SEVERITIES: dict[MailLanguage, dict[str, str]] = {
@@ -141,6 +143,9 @@ class ReporterMailContext:
     reject_reason: str | None = None
     # The earlier case a duplicate mail names: only the same reporter's own case.
     duplicate_of: str | None = None
+    # The closing mail: when the case's data will be deleted, or that it is held for now.
+    delete_after: datetime | None = None
+    held: bool = False
 
 
 # ----------------------------------------------------------------------------------------
@@ -278,6 +283,10 @@ def _template_vars(
         "organisation": organisation,
         "reject_reason": ctx.reject_reason,
         "duplicate_of": ctx.duplicate_of,
+        "delete_after": (
+            format_date(ctx.delete_after, language, ctx.timezone) if ctx.delete_after else None
+        ),
+        "held": ctx.held,
     }
 
 

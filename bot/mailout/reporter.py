@@ -41,6 +41,7 @@ KIND_LABELS: dict[str, str] = {
     "rejected": "rejection",
     "duplicate": "duplicate notice",
     "withdrawn": "withdrawal confirmation",
+    "closing": "closing notice",
 }
 
 
@@ -96,6 +97,8 @@ class ReporterMailer:
             fix_within_days=self._config.policy.fix_within_days,
             reject_reason=case.outcome_reason if kind == "rejected" else None,
             duplicate_of=duplicate_of,
+            delete_after=case.delete_after,
+            held=case.hold_reason is not None,
         )
         message_id = new_message_id(self._config.smtp.from_domain)
         message = build_reporter_mail(

@@ -26,6 +26,7 @@ from nio import (
     JoinError,
     LoginResponse,
     MegolmEvent,
+    RoomRedactResponse,
     RoomSendResponse,
     SyncError,
     SyncResponse,
@@ -317,6 +318,21 @@ class MatrixAdapter:
                 raise MatrixSendError(f"{type(exc).__name__}: {exc}") from exc
         if not isinstance(response, RoomSendResponse):
             raise MatrixSendError(f"room_send failed: {response}")
+        return str(response.event_id)
+
+    async def redact(self, room_id: str, event_id: str, reason: str, txn_id: str) -> str:
+        """Redact one event (the bot's own); the same `txn_id` is deduplicated by Synapse,
+        and redacting an event twice changes nothing."""
+        client = self.client
+        assert client is not None
+        if room_id not in client.rooms:
+            raise MatrixSendError(f"not joined to {room_id} (yet)")
+        try:
+            response = await client.room_redact(room_id, event_id, reason=reason, tx_id=txn_id)
+        except Exception as exc:  # nio raises for transport problems
+            raise MatrixSendError(f"{type(exc).__name__}: {exc}") from exc
+        if not isinstance(response, RoomRedactResponse):
+            raise MatrixSendError(f"room_redact failed: {response}")
         return str(response.event_id)
 
     async def request_key(self, event: MegolmEvent) -> None:

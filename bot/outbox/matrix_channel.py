@@ -18,6 +18,7 @@ from bot.outbox.payloads import (
     ImagePost,
     MediaPost,
     Payload,
+    Redaction,
     RoomPost,
     RootPost,
     ThreadPost,
@@ -54,6 +55,15 @@ class MatrixHandler:
         return payload
 
     async def send(self, item: OutboxItem, payload: Payload) -> str:
+        if isinstance(payload, Redaction):
+            # Carries no content, so it needs no encrypted room (redactions are never
+            # encrypted in Matrix).
+            try:
+                return await self._matrix.redact(
+                    payload.room_id, payload.event_id, payload.reason, txn_id_for(item.idem_key)
+                )
+            except MatrixSendError as exc:
+                raise DeliveryError(str(exc), retryable=exc.retryable) from exc
         thread_root = last = None
         if isinstance(payload, RootPost | ThreadPost | MediaPost):
             room_id = self._config.matrix.case_room

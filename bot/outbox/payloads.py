@@ -95,6 +95,16 @@ class ImagePost:
 
 
 @dataclass(frozen=True)
+class Redaction:
+    """Redact one of the bot's own events (a deleted case's thread): sent once, with a
+    stable txn_id like every post."""
+
+    room_id: str
+    event_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Mail:
     """One mail. Queued either unsealed (`composed`: signed, and encrypted when a key is
     known, by the outbox worker before the first send) or already sealed; once sealed the
@@ -118,7 +128,7 @@ class Mail:
         return replace(self, composed=None, sealed=sealed)
 
 
-MatrixPayload = RootPost | ThreadPost | RoomPost | MediaPost | ImagePost
+MatrixPayload = RootPost | ThreadPost | RoomPost | MediaPost | ImagePost | Redaction
 Payload = MatrixPayload | Mail
 
 
@@ -205,6 +215,13 @@ def to_json(payload: Payload) -> dict[str, Any]:
                 "reply_to": None,
                 "mentions": [],
             }
+        case Redaction(room_id, event_id, reason):
+            return {
+                "kind": "redaction",
+                "room_id": room_id,
+                "event_id": event_id,
+                "reason": reason,
+            }
         case Mail():
             data = {
                 "kind": payload.kind,
@@ -226,6 +243,11 @@ def to_json(payload: Payload) -> dict[str, Any]:
 
 def encode(payload: Payload) -> str:
     return json.dumps(to_json(payload))
+
+
+#: What stays of a sent item's payload once its case's data is deleted
+#: (storage/retention.py): no kind the worker can send, should the row ever be read again.
+DELETED_PAYLOAD = json.dumps({"kind": "deleted"})
 
 
 # ------------------------------------------------------------------------------ decoding
@@ -335,6 +357,8 @@ def from_json(data: object) -> Payload:
             width=f.number("width"),
             height=f.number("height"),
         )
+    if kind == "redaction":
+        return Redaction(f.text("room_id"), f.text("event_id"), f.text("reason"))
     if kind in MAIL_KINDS:
         # Rows queued before sealing moved to the worker carry "raw" and "protection".
         sealed = Sealed(f.data("raw"), f.text("protection")) if f.has("raw") else None

@@ -235,6 +235,20 @@ class Pgp:
                 fingerprints.append(str(fpr))
         return fingerprints
 
+    def delete_public_key(self, fingerprint: str) -> bool:
+        """Remove a reporter's public key (their case's data was deleted). True when it was
+        removed, False when the keyring did not hold it. The bot's own key, and any key with
+        a secret part, is never removed this way."""
+        fpr = normalise_fingerprint(fingerprint)
+        if fpr == self._fingerprint or self._gpg.list_keys(True, keys=[fpr]):
+            raise PgpError("refusing to delete a key with a secret part (the bot's own key)")
+        if self._public_key(fpr) is None:
+            return False
+        result = self._gpg.delete_keys([fpr], secret=False)
+        if str(result) != "ok":
+            raise PgpError(f"gpg could not delete the key: {result}")
+        return True
+
     def key_for_address(self, address: str) -> str | None:
         """Fingerprint of a usable encryption key with a valid user id for ``address``.
 

@@ -12,6 +12,8 @@ Jobs:
   changed (their check is set to "as soon as possible").
 * ``digest``: every day at digest.time (policy time zone); the job itself skips non-working
   days and a digest that was already queued.
+* ``retention``: every ten minutes (and at start), deletes the data of closed cases whose
+  retention countdown ran out (bot/watch/retention.py).
 * ``digest-catch-up``: once at start, today's digest if its time has passed and it was not
   queued (the bot was down at digest.time); not on a new installation's first start.
 
@@ -37,11 +39,13 @@ from bot.policy.clock import Clock
 from bot.policy.workdays import WorkingCalendar
 from bot.watch.deadline_warnings import SlaWatch, TickResult
 from bot.watch.digest import DigestService
+from bot.watch.retention import RetentionResult, RetentionWatch
 from storage.db import Database
 
 log = logging.getLogger(__name__)
 
 SLA_INTERVAL_SECONDS = 60
+RETENTION_INTERVAL_SECONDS = 600
 _JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
 
 
@@ -55,8 +59,11 @@ class Scheduler:
         digests: DigestService,
         digest_time: str,
         on_queued: Callable[[], None],
+        retention: RetentionWatch | None = None,
     ) -> None:
         self._clock = clock
+        self.retention = retention
+        self._retention_lock = asyncio.Lock()
         self._calendar = calendar
         self.sla = sla
         self.digests = digests
@@ -83,6 +90,13 @@ class Scheduler:
             CronTrigger(hour=hour, minute=minute, timezone=tz),
             id="digest",
         )
+        if self.retention is not None:
+            self._aps.add_job(
+                self.tick_retention,
+                IntervalTrigger(seconds=RETENTION_INTERVAL_SECONDS, timezone=tz),
+                id="retention",
+                next_run_time=now,
+            )
         self._aps.add_job(
             self._catch_up_digest, DateTrigger(run_date=now, timezone=tz), id="digest-catch-up"
         )
@@ -97,7 +111,7 @@ class Scheduler:
         """Stop planning; wait for a tick or digest in progress (it holds the database)."""
         if self._aps.running:
             self._aps.shutdown(wait=False)
-        async with self._sla_lock, self._digest_lock:
+        async with self._sla_lock, self._digest_lock, self._retention_lock:
             pass
 
     async def tick_sla(self) -> TickResult:
@@ -109,6 +123,20 @@ class Scheduler:
                 log.exception("SLA tick failed; the next one retries")
                 return TickResult()
             await self._plan_next()
+        if result.queued:
+            self._on_queued()
+        return result
+
+    async def tick_retention(self) -> RetentionResult:
+        """Delete the data of the cases whose retention countdown ran out by the clock's now."""
+        if self.retention is None:
+            return RetentionResult()
+        async with self._retention_lock:
+            try:
+                result = await self.retention.tick(self._clock.now())
+            except Exception:
+                log.exception("retention run failed; the next one retries")
+                return RetentionResult()
         if result.queued:
             self._on_queued()
         return result
@@ -166,4 +194,5 @@ def make_scheduler(
         digests=DigestService(db, config, calendar, pgp),
         digest_time=config.digest.time,
         on_queued=on_queued,
+        retention=RetentionWatch(db, config, pgp, calendar.tz),
     )

@@ -28,6 +28,7 @@ from nio import (
     LoginResponse,
     MatrixRoom,
     MegolmEvent,
+    RedactionEvent,
     RoomCreateResponse,
     RoomInviteResponse,
     RoomMessage,
@@ -123,6 +124,8 @@ class Person:
         self._messages: list[ReceivedMessage] = []
         self._seen_event_ids: set[str] = set()
         self._undecryptable: list[_Undecryptable] = []
+        # Redactions seen: room ID -> {redacted event ID: who redacted it}.
+        self._redacted: dict[str, dict[str, str]] = {}
         self._cond = asyncio.Condition()
         # One key operation at a time: the sync loop and send() both query and claim keys,
         # and two concurrent claims for one device would open two Olm sessions.
@@ -206,6 +209,7 @@ class Person:
         client.add_event_callback(person._on_message, RoomMessage)
         client.add_event_callback(person._on_undecryptable, MegolmEvent)
         client.add_event_callback(person._on_invite, InviteMemberEvent)
+        client.add_event_callback(person._on_redaction, RedactionEvent)
         await person._start_sync()
         return person
 
@@ -358,6 +362,21 @@ class Person:
             ) from exc
         return found
 
+    def redacted(self, room_id: str) -> dict[str, str]:
+        """The events this client saw redacted in the room: {event ID: who redacted it}."""
+        return dict(self._redacted.get(room_id, {}))
+
+    async def wait_for_redactions(
+        self, room_id: str, event_ids: set[str], timeout: float = 60.0
+    ) -> dict[str, str]:
+        """Wait until every event in `event_ids` was seen redacted; returns all redactions."""
+        await self._wait_until(
+            lambda: True if event_ids <= set(self._redacted.get(room_id, {})) else None,
+            timeout,
+            f"redaction of {len(event_ids)} events in {room_id}",
+        )
+        return self.redacted(room_id)
+
     def undecryptable(self, room_id: str | None = None) -> list[MegolmEvent]:
         """Encrypted events this device still cannot decrypt (none, in a healthy test)."""
         return [u.event for u in self._undecryptable if room_id is None or u.room_id == room_id]
@@ -470,6 +489,10 @@ class Person:
         if type(response).__name__.endswith("Error"):
             log.warning("%s: %s failed: %s", self.user_id, what, response)
         return response
+
+    async def _on_redaction(self, room: MatrixRoom, event: RedactionEvent) -> None:
+        self._redacted.setdefault(room.room_id, {})[event.redacts] = event.sender
+        await self._notify()
 
     async def _on_message(self, room: MatrixRoom, event: RoomMessage) -> None:
         self._record(room.room_id, event)

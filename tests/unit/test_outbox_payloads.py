@@ -18,6 +18,7 @@ from bot.outbox.payloads import (
     Payload,
     PayloadError,
     PlainVariant,
+    Redaction,
     RoomPost,
     RootPost,
     ThreadPost,
@@ -48,6 +49,7 @@ EXAMPLES: list[Payload] = [
         unencrypted=PlainVariant("plain", "<p>plain</p>"),
     ),
     MediaPost(7, "decrypted", 2, "ab" * 32, "poc.png", "image/png", 1234),
+    Redaction("!r:x", "$event", "case data deleted after the retention period"),
     ImagePost("!r:x", "chart", "c.png", "image/png", b"\x89PNG\r\n\x1a\n\x00\xff", 800, 400),
     Mail("ack", "receipt confirmation", "s@x.org", "r@y.org", "<1@x.org>", composed=COMPOSED),
     Mail(

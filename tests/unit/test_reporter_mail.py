@@ -133,6 +133,7 @@ def test_every_kind_and_language_renders(
         ("assessment", "Beoordeling van uw melding", "Assessment of your report"),
         ("fixed", "Opgelost", "Fixed"),
         ("more_info", "Aanvullende informatie nodig", "More information needed"),
+        ("closing", "Afgesloten", "Closed"),
     ],
 )
 def test_subjects(kind: MailKind, nl: str, en: str) -> None:
