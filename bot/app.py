@@ -19,6 +19,7 @@ from bot.mailin.intake import MailIntake
 from bot.mailout.reporter import ReporterMailer, SmtpSender
 from bot.matrix.client import MatrixAdapter, MatrixFatalError
 from bot.matrix.posts import Post, post_to_room
+from bot.matrix.undecryptable import UndecryptableEvents
 from bot.outbox.mail_channel import MailHandler
 from bot.outbox.matrix_channel import MatrixHandler
 from bot.outbox.worker import OutboxWorker
@@ -80,6 +81,9 @@ class App:
         matrix = MatrixAdapter(config.matrix, db, self._on_event)
         self._matrix = matrix
         self._db = db
+        self._undecryptable = UndecryptableEvents(
+            matrix, self._post_notice, self._on_event, self.clock
+        )
         worker = OutboxWorker(
             db,
             self.clock,
@@ -125,6 +129,7 @@ class App:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             await self.scheduler.stop()
+            await self._undecryptable.close()
             await matrix.close()
             await db.close()
             log.info("cvdbot stopped")
@@ -144,24 +149,9 @@ class App:
                 )
             )
         elif isinstance(event, MegolmEvent):
-            await self._undecryptable(room_id, event)
+            await self._undecryptable.seen(room_id, event)
 
-    async def _undecryptable(self, room_id: str, event: MegolmEvent) -> None:
-        log.warning(
-            "could not decrypt %s from %s; requesting the key", event.event_id, event.sender
-        )
-        await self._matrix.request_key(event)
-        text = (
-            f"🔒 I could not decrypt a message from {event.sender} (session "
-            f"{event.session_id[:8]}…) and have asked for its key. If it was a command, "
-            "please send it again in a moment."
-        )
+    async def _post_notice(self, room_id: str, post: Post, idem_key: str) -> None:
         async with self._db.transaction() as conn:
-            await post_to_room(
-                conn,
-                room_id,
-                Post.text(text),
-                idem_key=f"undecryptable:{event.event_id}",
-                now=self.clock.now(),
-            )
+            await post_to_room(conn, room_id, post, idem_key=idem_key, now=self.clock.now())
         self.worker.wake()

@@ -1,4 +1,4 @@
-"""The `cvdbot` command line: run, check-config, ingest, deadlines, digest, keys."""
+"""The `cvdbot` command line: run, check-config, ingest, deadlines, digest, keys, cross-sign."""
 
 from __future__ import annotations
 
@@ -165,6 +165,14 @@ def cmd_digest(args: argparse.Namespace) -> int:
     return EX_OK
 
 
+def cmd_cross_sign(args: argparse.Namespace) -> int:
+    from bot.matrix.cross_sign_cli import cmd_cross_sign as run_cross_sign
+
+    config = _load(args.config)
+    _setup_logging(args.verbose)
+    return run_cross_sign(config, args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cvdbot",
@@ -200,6 +208,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     digest.add_argument("--at", help="as of this time, ISO 8601 (local time if no offset)")
     digest.set_defaults(func=cmd_digest)
+    from bot.matrix.cross_sign_cli import add_cross_sign_arguments
+
+    cross_sign = with_config(
+        "cross-sign",
+        "create (or with --reset replace) the bot account's cross-signing keys, sign the "
+        "bot's device and print the master key fingerprint",
+    )
+    add_cross_sign_arguments(cross_sign)
+    cross_sign.set_defaults(func=cmd_cross_sign)
     from bot.pgp.keys_cli import add_key_commands
 
     add_key_commands(with_config("keys", "the bot's OpenPGP key: generate, export, fingerprint"))
