@@ -9,7 +9,8 @@ the room. So, for every undecryptable event in a joined room:
    commands for the bot: logged, nothing else;
 2. otherwise the bot asks the sending device for the room key (once per session) and waits
    `GRACE_SECONDS`; when the key arrived meanwhile, the event is handled as if it had been
-   readable from the start (a command runs);
+   readable from the start (a command runs), and so it is when the key arrives later, up to
+   `MAX_AGE` after the event was sent;
 3. still unreadable: one notice per sender and device within `WINDOW`, naming the device, so
    the team knows which client does not share keys with the bot.
 
@@ -38,12 +39,14 @@ log = logging.getLogger(__name__)
 GRACE_SECONDS = 5.0  # time for the room key to arrive after the key request
 MAX_AGE = timedelta(minutes=5)  # older undecryptable events are history, never a notice
 WINDOW = timedelta(hours=1)  # at most one notice per sender and device in this time
+MAX_WAITING = 200  # events waiting for a key at once; more (a flood) are only logged
 _MAX_NAME = 60  # a device's display name is the sender's text: shortened in the notice
 
 
 class Verdict(enum.Enum):
     BEFORE_JOIN = "sent before the bot joined the room"
     TOO_OLD = "too old to be a command for the bot"
+    FLOOD = "too many undecryptable events waiting already; ignored"
     WAIT = "key requested; waiting for it"
     NOTICE = "notice posted"
     REPEAT = "no notice: this device was named in a notice less than an hour ago"
@@ -86,10 +89,11 @@ def notice_text(sender: str, device_id: str, device_name: str | None) -> str:
         short = device_name if len(device_name) <= _MAX_NAME else device_name[:_MAX_NAME] + "…"
         name = f' ("{defuse_mentions(short)}")'
     return (
-        f"🔒 I could not decrypt a message from {sender}, sent from device {device_id}{name}, "
-        "and that device has not sent me its key. If it was a command, please send it again. "
-        "If this keeps happening, that device does not share room keys with the bot: see "
-        '"Trust" in the README (I say this once an hour per device).'
+        f"🔒 I could not decrypt a message from {sender}, sent from device {device_id}{name}: "
+        "that device has not shared its key with me. If it was a command and you get no "
+        "answer within a minute, please send it again. If this keeps happening, that device "
+        'does not share room keys with the bot: see "Trust" in the README (I say this once '
+        "an hour per device)."
     )
 
 
@@ -133,6 +137,8 @@ class UndecryptableEvents:
         verdict = self._rule.first_sight(
             sent_at=sent_at, joined_at=self._matrix.joined_at(room_id), now=self._clock.now()
         )
+        if verdict is Verdict.WAIT and len(self._waiting) >= MAX_WAITING:
+            verdict = Verdict.FLOOD
         self._log(room_id, event, verdict)
         if verdict is not Verdict.WAIT:
             return
@@ -144,14 +150,7 @@ class UndecryptableEvents:
     async def _wait_then_decide(self, room_id: str, event: MegolmEvent) -> None:
         try:
             await asyncio.sleep(self._grace)
-            decrypted = self._matrix.try_decrypt(room_id, event)
-            if decrypted is not None:
-                log.info(
-                    "undecryptable event %s from %s: its key arrived; handled late",
-                    event.event_id,
-                    event.sender,
-                )
-                await self._redeliver(room_id, decrypted)
+            if await self._redelivered(room_id, event):
                 return
             now = self._clock.now()
             device = event.device_id or f"with session {event.session_id[:8]}"
@@ -167,10 +166,29 @@ class UndecryptableEvents:
                     room_id=room_id, sender=event.sender, device=device, now=now
                 )
                 await self._post_notice(room_id, Post.text(text), idem_key)
+            # A key can still come later (a slow or offline device answering the request):
+            # keep trying while the event is young enough to be a command.
+            sent_at = datetime.fromtimestamp(event.server_timestamp / 1000, UTC)
+            while self._clock.now() - sent_at < self._rule.max_age:
+                await asyncio.sleep(self._grace)
+                if await self._redelivered(room_id, event):
+                    return
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("handling undecryptable event %s failed", event.event_id)
+
+    async def _redelivered(self, room_id: str, event: MegolmEvent) -> bool:
+        decrypted = self._matrix.try_decrypt(room_id, event)
+        if decrypted is None:
+            return False
+        log.info(
+            "undecryptable event %s from %s: its key arrived; handled late",
+            event.event_id,
+            event.sender,
+        )
+        await self._redeliver(room_id, decrypted)
+        return True
 
     def _log(self, room_id: str, event: MegolmEvent, verdict: Verdict) -> None:
         log.info(
