@@ -19,6 +19,7 @@ from bot.mailin.intake import MailIntake
 from bot.mailout.reporter import ReporterMailer, SmtpSender
 from bot.matrix.client import MatrixAdapter, MatrixFatalError
 from bot.matrix.posts import Post, post_to_room
+from bot.matrix.undecryptable import UndecryptableEvents
 from bot.ops.health import Liveness
 from bot.ops.http import Monitor, OpsServer
 from bot.outbox.mail_channel import MailHandler
@@ -88,6 +89,9 @@ class App:
         matrix.sync_timeout_ms = min(matrix.sync_timeout_ms, stall_ms // 3)
         self._matrix = matrix
         self._db = db
+        self._undecryptable = UndecryptableEvents(
+            matrix, self._post_notice, self._on_event, self.clock
+        )
         worker = OutboxWorker(
             db,
             self.clock,
@@ -149,6 +153,7 @@ class App:
             await self.scheduler.stop()
             if ops is not None:
                 await ops.stop()
+            await self._undecryptable.close()
             await matrix.close()
             await db.close()
             log.info("cvdbot stopped")
@@ -168,26 +173,11 @@ class App:
                 )
             )
         elif isinstance(event, MegolmEvent):
-            await self._undecryptable(room_id, event)
+            if self.monitor is not None:
+                self.monitor.counters.decrypt_failures += 1
+            await self._undecryptable.seen(room_id, event)
 
-    async def _undecryptable(self, room_id: str, event: MegolmEvent) -> None:
-        if self.monitor is not None:
-            self.monitor.counters.decrypt_failures += 1
-        log.warning(
-            "could not decrypt %s from %s; requesting the key", event.event_id, event.sender
-        )
-        await self._matrix.request_key(event)
-        text = (
-            f"🔒 I could not decrypt a message from {event.sender} (session "
-            f"{event.session_id[:8]}…) and have asked for its key. If it was a command, "
-            "please send it again in a moment."
-        )
+    async def _post_notice(self, room_id: str, post: Post, idem_key: str) -> None:
         async with self._db.transaction() as conn:
-            await post_to_room(
-                conn,
-                room_id,
-                Post.text(text),
-                idem_key=f"undecryptable:{event.event_id}",
-                now=self.clock.now(),
-            )
+            await post_to_room(conn, room_id, post, idem_key=idem_key, now=self.clock.now())
         self.worker.wake()

@@ -1,5 +1,5 @@
 """The `cvdbot` command line: run, check-config, ingest, deadlines, digest, export, doctor,
-backup, restore, keys."""
+backup, restore, keys, cross-sign."""
 
 from __future__ import annotations
 
@@ -247,6 +247,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EX_OK
 
 
+def cmd_cross_sign(args: argparse.Namespace) -> int:
+    from bot.matrix.cross_sign_cli import cmd_cross_sign as run_cross_sign
+
+    config = _load(args.config)
+    _setup_logging(args.verbose)
+    return run_cross_sign(config, args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cvdbot",
@@ -307,6 +315,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="json (default) or markdown; run twice for both",
     )
     export.set_defaults(func=cmd_export)
+    from bot.matrix.cross_sign_cli import add_cross_sign_arguments
+
+    cross_sign = with_config(
+        "cross-sign",
+        "create (or with --reset replace) the bot account's cross-signing keys, sign the "
+        "bot's device and print the master key fingerprint",
+    )
+    add_cross_sign_arguments(cross_sign)
+    cross_sign.set_defaults(func=cmd_cross_sign)
     from bot.pgp.keys_cli import add_key_commands
 
     add_key_commands(with_config("keys", "the bot's OpenPGP key: generate, export, fingerprint"))

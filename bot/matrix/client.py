@@ -15,17 +15,20 @@ import os
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from nio import (
     AsyncClient,
     AsyncClientConfig,
+    EncryptionError,
     Event,
     InviteMemberEvent,
     JoinError,
     LoginResponse,
     MegolmEvent,
+    RoomMemberEvent,
     RoomRedactResponse,
     RoomSendResponse,
     SyncError,
@@ -34,6 +37,7 @@ from nio import (
 )
 
 from bot.config import MatrixConfig
+from bot.matrix.cross_signing import CrossSigning, KeyFile, Outcome
 from bot.ops.health import Liveness
 from storage import sync_state
 from storage.db import Database
@@ -76,6 +80,63 @@ def _write_private(path: Path, text: str) -> None:
         handle.write(text)
 
 
+def pickle_key(store: Path) -> str:
+    """The key the crypto store's pickles (and the cross-signing key file) are encrypted
+    with; it lives beside the store so a restart can read it, and is private so other local
+    users cannot."""
+    path = store / "pickle.key"
+    if not path.exists():
+        _write_private(path, secrets.token_urlsafe(32))
+    return path.read_text(encoding="utf-8").strip()
+
+
+def load_session(config: MatrixConfig) -> Session | None:
+    """The device saved by the first start, or None before it; refuses another account's."""
+    store = Path(config.store_path)
+    session_file = store / "session.json"
+    if not session_file.exists():
+        return None
+    data = json.loads(session_file.read_text(encoding="utf-8"))
+    session = Session(data["user_id"], data["device_id"], data["access_token"])
+    if session.user_id != config.user_id:
+        raise MatrixFatalError(
+            f"the store at {store} belongs to {session.user_id}, not "
+            f"{config.user_id}; point matrix.store_path at this account's store"
+        )
+    return session
+
+
+def cross_signing_for(client: AsyncClient, config: MatrixConfig) -> CrossSigning:
+    """The cross-signing steps for `client`'s device, talking through its HTTP session."""
+    store = Path(config.store_path)
+
+    async def request(method: str, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        response = await client.send(
+            method,
+            path,
+            json.dumps(body),
+            headers={
+                "Authorization": f"Bearer {client.access_token}",
+                "Content-Type": "application/json",
+            },
+        )
+        async with response:
+            try:
+                answer = await response.json(content_type=None)
+            except ValueError:
+                answer = {}
+        return response.status, answer if isinstance(answer, dict) else {}
+
+    return CrossSigning(
+        request,
+        KeyFile(store, pickle_key(store), config.user_id),
+        user_id=client.user_id,
+        device_id=client.device_id,
+        device_ed25519=client.olm.account.identity_keys["ed25519"],
+        password=config.password.get_secret_value(),
+    )
+
+
 class MatrixAdapter:
     def __init__(self, config: MatrixConfig, db: Database, on_event: EventHandler) -> None:
         self._config = config
@@ -91,32 +152,13 @@ class MatrixAdapter:
         # One key operation at a time: the sync loop and a send can both claim keys, and two
         # concurrent claims for one device would open two Olm sessions for it.
         self._keys_lock = asyncio.Lock()
+        self._joined_at: dict[str, datetime] = {}
 
     # -- identity ---------------------------------------------------------------------------
 
     @property
     def _session_file(self) -> Path:
         return self._store / "session.json"
-
-    def _pickle_key(self) -> str:
-        # The key store's pickles are encrypted with this; it lives beside the store so a
-        # restart can read it, and is private so other local users cannot.
-        path = self._store / "pickle.key"
-        if not path.exists():
-            _write_private(path, secrets.token_urlsafe(32))
-        return path.read_text(encoding="utf-8").strip()
-
-    def _load_session(self) -> Session | None:
-        if not self._session_file.exists():
-            return None
-        data = json.loads(self._session_file.read_text(encoding="utf-8"))
-        session = Session(data["user_id"], data["device_id"], data["access_token"])
-        if session.user_id != self._config.user_id:
-            raise MatrixFatalError(
-                f"the store at {self._store} belongs to {session.user_id}, not "
-                f"{self._config.user_id}; point matrix.store_path at this account's store"
-            )
-        return session
 
     async def start(self) -> None:
         """Log in or restore the device, upload keys, and run the first sync."""
@@ -125,11 +167,11 @@ class MatrixAdapter:
         client_config = AsyncClientConfig(
             encryption_enabled=True,
             store_sync_tokens=False,  # our own database holds the token, see _save_token
-            pickle_key=self._pickle_key(),
+            pickle_key=pickle_key(self._store),
             max_limit_exceeded=None,
             max_timeouts=None,
         )
-        session = self._load_session()
+        session = load_session(self._config)
         client = AsyncClient(
             self._config.homeserver,
             self._config.user_id,
@@ -160,7 +202,27 @@ class MatrixAdapter:
             log.info("logged in to Matrix as new device %s", response.device_id)
         if client.should_upload_keys:
             await client.keys_upload()
+        await self._cross_sign()
         await self._first_sync()
+
+    async def _cross_sign(self) -> None:
+        """Publish the account's cross-signing keys and sign this device, or check that an
+        earlier start did (then nothing is uploaded). A failure is logged, not fatal: the bot
+        works as before, only Element shows its device as not verified by its owner."""
+        assert self.client is not None
+        try:
+            status = await cross_signing_for(self.client, self._config).ensure()
+        except Exception as exc:  # server, network or key-file problems: never fatal
+            log.error(
+                "cross-signing failed (%s: %s); the bot runs with a device not signed by its owner",
+                type(exc).__name__,
+                exc,
+            )
+            return
+        if status.outcome is Outcome.FOREIGN:
+            log.error("%s", status.describe())
+        else:
+            log.info("%s", status.describe())
 
     async def _first_sync(self) -> None:
         assert self.client is not None
@@ -212,6 +274,8 @@ class MatrixAdapter:
     async def _process(self, response: SyncResponse, *, run_timeline: bool) -> None:
         for room_id, invite in response.rooms.invite.items():
             await self._handle_invite(room_id, invite.invite_state)
+        for room_id, joined in response.rooms.join.items():
+            self._note_join(room_id, [*joined.state, *joined.timeline.events])
         if run_timeline:
             for room_id, joined in response.rooms.join.items():
                 if joined.timeline.limited and self._config.case_room == room_id:
@@ -228,6 +292,24 @@ class MatrixAdapter:
         async with self._db.transaction() as conn:
             await sync_state.set_value(conn, SYNC_TOKEN_KEY, response.next_batch)
         self._check_case_room()
+
+    def _note_join(self, room_id: str, events: list[Any]) -> None:
+        # When the bot joined: its own membership event, in the state of every first sync
+        # (full_state) and in the timeline of the sync after a join.
+        for event in events:
+            if (
+                isinstance(event, RoomMemberEvent)
+                and event.state_key == self._config.user_id
+                and event.membership == "join"
+                and (event.prev_membership != "join" or room_id not in self._joined_at)
+            ):
+                self._joined_at[room_id] = datetime.fromtimestamp(
+                    event.server_timestamp / 1000, UTC
+                )
+
+    def joined_at(self, room_id: str) -> datetime | None:
+        """When the bot joined `room_id` (None when its join event was not seen)."""
+        return self._joined_at.get(room_id)
 
     async def _handle_invite(self, room_id: str, invite_state: list[Any]) -> None:
         assert self.client is not None
@@ -338,9 +420,28 @@ class MatrixAdapter:
     async def request_key(self, event: MegolmEvent) -> None:
         assert self.client is not None
         try:
-            await self.client.request_room_key(event)
-        except Exception as exc:  # a key already requested raises; the notice still goes out
+            async with self._keys_lock:
+                await self.client.request_room_key(event)
+        except Exception as exc:  # a session's key already requested raises: asked once
             log.info("room key request for %s not sent: %s", event.event_id, exc)
+
+    def try_decrypt(self, room_id: str, event: MegolmEvent) -> Event | None:
+        """The decrypted event when its room key has arrived since, else None."""
+        assert self.client is not None
+        event.room_id = room_id
+        try:
+            decrypted: Event = self.client.decrypt_event(event)
+        except EncryptionError:
+            return None
+        return None if isinstance(decrypted, MegolmEvent) else decrypted
+
+    def device_name(self, user_id: str, device_id: str) -> str | None:
+        assert self.client is not None
+        try:
+            name = self.client.device_store[user_id][device_id].display_name
+        except KeyError:
+            return None
+        return name if isinstance(name, str) and name else None
 
     async def close(self) -> None:
         if self.client is not None:
