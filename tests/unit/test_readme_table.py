@@ -46,13 +46,13 @@ def test_a_new_command_makes_the_check_fail_until_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     readme = tmp_path / "README.md"
-    readme.write_text(f"# x\n\n{BEGIN}\nold\n{END}\n\nafter\n", encoding="utf-8")
+    readme.write_text(f"# x\n\n{BEGIN}\nSTALE-ROW\n{END}\n\nafter\n", encoding="utf-8")
     assert main(["--check", "--readme", str(readme)]) == 1
     assert FIX in capsys.readouterr().err
     assert main(["--write", "--readme", str(readme)]) == 0
     assert main(["--check", "--readme", str(readme)]) == 0
     text = readme.read_text(encoding="utf-8")
-    assert text.startswith("# x\n\n") and text.endswith(f"{END}\n\nafter\n") and "old" not in text
+    assert text.startswith("# x\n\n") and text.endswith(f"{END}\n\nafter\n") and "STALE-ROW" not in text
 
     monkeypatch.setattr("commands.readme_table.build_registry", _registry_with_extra)
     assert main(["--check", "--readme", str(readme)]) == 1
