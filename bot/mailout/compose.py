@@ -42,9 +42,9 @@ __all__ = [
     "template_name",
 ]
 
-MailKind = Literal["ack", "assessment", "fixed", "more_info"]
+MailKind = Literal["ack", "assessment", "fixed", "more_info", "reward", "publication"]
 MailLanguage = Literal["nl", "en"]
-KINDS: tuple[MailKind, ...] = ("ack", "assessment", "fixed", "more_info")
+KINDS: tuple[MailKind, ...] = ("ack", "assessment", "fixed", "more_info", "reward", "publication")
 LANGUAGES: tuple[MailLanguage, ...] = ("nl", "en")
 
 SEVERITIES: dict[MailLanguage, dict[str, str]] = {
@@ -128,6 +128,7 @@ class ReporterMailContext:
     organisation: str | None = None
     assess_within_working_days: int = 5
     fix_within_days: int = 90
+    publish_date: date | None = None  # the publication mail's proposed date
 
 
 # ----------------------------------------------------------------------------------------
@@ -238,6 +239,8 @@ def _template_vars(
         raise ValueError(f"unknown severity {ctx.severity!r}")
     if kind == "assessment" and severity_code is None:
         raise ValueError("the assessment mail needs a severity")
+    if kind == "publication" and ctx.publish_date is None:
+        raise ValueError("the publication mail needs the proposed date")
     name = clean_line(ctx.reporter_name or "")[:_NAME_MAX_CHARS].strip()
     text = clean_text(ctx.text).strip() if ctx.text else ""
     cvss = clean_line(ctx.cvss_vector) if ctx.cvss_vector else ""
@@ -259,6 +262,9 @@ def _template_vars(
         "cvss_vector": cvss or None,
         "text": text or None,
         "organisation": organisation,
+        "publish_date": (
+            format_date(ctx.publish_date, language, ctx.timezone) if ctx.publish_date else None
+        ),
     }
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import ssl
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from email import policy
 from typing import Literal
 
@@ -38,6 +38,8 @@ KIND_LABELS: dict[str, str] = {
     "assessment": "assessment",
     "fixed": "fix notice",
     "more_info": "request for more information",
+    "reward": "reward approval",
+    "publication": "publication proposal",
 }
 
 
@@ -60,6 +62,7 @@ class ReporterMailer:
         idem_key: str,
         now: datetime,
         text: str | None = None,
+        publish_date: date | None = None,
     ) -> QueuedMail:
         """Build, store and queue one reporter mail, unsealed. `text`: the team's words for
         this mail (what `!ask` asks); default: the case's fix text or assessment text."""
@@ -89,6 +92,7 @@ class ReporterMailer:
             text=text,
             assess_within_working_days=self._config.policy.assess_within_working_days,
             fix_within_days=self._config.policy.fix_within_days,
+            publish_date=publish_date,
         )
         message_id = new_message_id(self._config.smtp.from_domain)
         message = build_reporter_mail(

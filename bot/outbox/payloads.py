@@ -21,8 +21,9 @@ from bot.mailout.sealing import Sealed
 from storage import outbox
 from storage.outbox import Channel
 
-# "digest" is the managers' mail; the others are the reporter mail templates.
-MAIL_KINDS: tuple[str, ...] = (*KINDS, "digest")
+# "digest" is the managers' mail, "ibd" the share with the IBD (bot/mailout/ibd.py); the
+# others are the reporter mail templates.
+MAIL_KINDS: tuple[str, ...] = (*KINDS, "digest", "ibd")
 
 
 class PayloadError(ValueError):
@@ -95,6 +96,17 @@ class ImagePost:
 
 
 @dataclass(frozen=True)
+class FilePost:
+    """A file the bot made (an advisory), carried in the payload itself, uploaded encrypted
+    and posted into the case's thread."""
+
+    body: str  # what the thread shows for it
+    filename: str
+    mimetype: str
+    data: bytes
+
+
+@dataclass(frozen=True)
 class Mail:
     """One mail. Queued either unsealed (`composed`: signed, and encrypted when a key is
     known, by the outbox worker before the first send) or already sealed; once sealed the
@@ -107,6 +119,8 @@ class Mail:
     message_id: str
     composed: ComposedMail | None = None
     sealed: Sealed | None = None
+    # The fingerprint the mail must be encrypted to (the IBD's key): never sent signed only.
+    encrypt_to: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in MAIL_KINDS:
@@ -118,7 +132,7 @@ class Mail:
         return replace(self, composed=None, sealed=sealed)
 
 
-MatrixPayload = RootPost | ThreadPost | RoomPost | MediaPost | ImagePost
+MatrixPayload = RootPost | ThreadPost | RoomPost | MediaPost | ImagePost | FilePost
 Payload = MatrixPayload | Mail
 
 
@@ -205,6 +219,14 @@ def to_json(payload: Payload) -> dict[str, Any]:
                 "reply_to": None,
                 "mentions": [],
             }
+        case FilePost():
+            return {
+                "kind": "file",
+                "body": payload.body,
+                "filename": payload.filename,
+                "mimetype": payload.mimetype,
+                "data": _b64(payload.data),
+            }
         case Mail():
             data = {
                 "kind": payload.kind,
@@ -221,6 +243,8 @@ def to_json(payload: Payload) -> dict[str, Any]:
                     "headers": [list(header) for header in payload.composed.headers],
                     "body": payload.composed.body,
                 }
+            if payload.encrypt_to is not None:
+                data["encrypt_to"] = payload.encrypt_to
             return data
 
 
@@ -335,6 +359,13 @@ def from_json(data: object) -> Payload:
             width=f.number("width"),
             height=f.number("height"),
         )
+    if kind == "file":
+        return FilePost(
+            body=f.text("body"),
+            filename=f.text("filename"),
+            mimetype=f.text("mimetype"),
+            data=f.data("data"),
+        )
     if kind in MAIL_KINDS:
         # Rows queued before sealing moved to the worker carry "raw" and "protection".
         sealed = Sealed(f.data("raw"), f.text("protection")) if f.has("raw") else None
@@ -346,6 +377,7 @@ def from_json(data: object) -> Payload:
             message_id=f.text("message_id"),
             composed=None if sealed is not None else f.composed("unsealed"),
             sealed=sealed,
+            encrypt_to=f.optional_text("encrypt_to"),
         )
     raise PayloadError(f"unknown payload kind {kind!r}")
 
