@@ -1,5 +1,5 @@
-"""The `cvdbot` command line: run, check-config, ingest, deadlines, digest, export, doctor,
-backup, restore, keys, cross-sign."""
+"""The `cvdbot` command line: run, check-config, ingest, deadlines, digest, advisory, export,
+doctor, backup, restore, keys, cross-sign."""
 
 from __future__ import annotations
 
@@ -40,9 +40,22 @@ def _load(path: str) -> Config:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    _load(args.config)
+    config = _load(args.config)
     print(f"{args.config}: configuration is valid")
+    for warning in config_warnings(config):
+        print(f"warning: {warning}", file=sys.stderr)
     return EX_OK
+
+
+def config_warnings(config: Config) -> list[str]:
+    """What a valid configuration still lacks for a promise of the policy."""
+    warnings = []
+    if config.ibd is None:
+        warnings.append(
+            "ibd: not configured, so !ibd refuses; the policy promises to share every report "
+            "with the IBD (set ibd.email and ibd.key_fingerprint)"
+        )
+    return warnings
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -255,6 +268,37 @@ def cmd_cross_sign(args: argparse.Namespace) -> int:
     return run_cross_sign(config, args)
 
 
+def cmd_advisory(args: argparse.Namespace) -> int:
+    from bot.advisory.from_case import NoAdvisory, advisories
+    from bot.policy.lifecycle import parse_case_id
+    from storage.db import Database, DatabaseTooNewError
+
+    config = _load(args.config)
+    case_id = parse_case_id(args.case_id)
+    if case_id is None:
+        print(f"{args.case_id!r} is not a case ID (CVD-YYYY-NNNN)", file=sys.stderr)
+        return EX_USAGE
+
+    async def main() -> str:
+        db = await Database.open(config.storage.path)
+        try:
+            async with db.transaction() as conn:
+                found = await advisories(conn, config, case_id, datetime.now(UTC))
+        finally:
+            await db.close()
+        return found.csaf if args.format == "csaf" else found.markdown
+
+    try:
+        print(asyncio.run(main()), end="")
+    except NoAdvisory as exc:
+        print(f"cvdbot advisory: {exc}", file=sys.stderr)
+        return EX_USAGE
+    except DatabaseTooNewError as exc:
+        print(f"cvdbot: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    return EX_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cvdbot",
@@ -324,6 +368,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_cross_sign_arguments(cross_sign)
     cross_sign.set_defaults(func=cmd_cross_sign)
+    advisory = with_config("advisory", "print a fixed case's advisory (CSAF 2.0 or Markdown)")
+    advisory.add_argument("case_id", metavar="CASE-ID", help="e.g. CVD-2026-0007")
+    advisory.add_argument("--format", choices=("csaf", "markdown"), default="csaf")
+    advisory.set_defaults(func=cmd_advisory)
     from bot.pgp.keys_cli import add_key_commands
 
     add_key_commands(with_config("keys", "the bot's OpenPGP key: generate, export, fingerprint"))

@@ -3,7 +3,7 @@
 `!help` and the README's table list the commands in this order.
 """
 
-from commands import case, deadlines, help, mail, outcomes, retention, working
+from commands import case, deadlines, help, mail, outcomes, promises, retention, working
 from commands.registry import Registry
 
 GROUPS = [
@@ -14,6 +14,7 @@ GROUPS = [
     working.group,
     outcomes.group,
     retention.group,
+    promises.group,
 ]
 
 

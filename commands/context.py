@@ -11,7 +11,7 @@ from bot.mailout.compose import MailKind
 from bot.policy.lifecycle import Case
 from bot.services import Services
 from commands.registry import CommandError, Registry, Role
-from storage import case_events, cases
+from storage import case_events, cases, next_checks
 
 
 @dataclass
@@ -35,6 +35,9 @@ class CommandContext:
     async def save(self, case: Case, kind: str, **data: object) -> None:
         """Store a changed case and its audit record in the command's transaction."""
         await cases.save_case(self.conn, case, self.now.isoformat())
+        # A step may start a clock (an assessment starts the IBD share's): look again soon;
+        # a check that finds nothing new only reschedules.
+        await next_checks.check_soon(self.conn, case.id)
         await case_events.record(
             self.conn, case.id, actor=self.sender, kind=kind, at=self.now, data=dict(data)
         )

@@ -22,7 +22,15 @@ from bot.policy.clock import Clock
 from bot.policy.lifecycle import Case, TransitionError, parse_case_id
 from bot.services import Services
 from commands.context import CommandContext
-from commands.registry import Command, CommandError, Registry, Role, UsageError, split_command
+from commands.registry import (
+    Command,
+    CommandError,
+    Registry,
+    Role,
+    UsageError,
+    role_text,
+    split_command,
+)
 from storage import cases, sync_state
 from storage.db import Database, savepoint
 
@@ -120,7 +128,8 @@ class CommandDispatcher:
         if role < command.role:
             log.info("refused !%s from %s (not in the team)", name, message.sender)
             return None, Post.text(
-                f"Sorry, only the CVD team may run !{command.name}. Nothing was changed."
+                f"Sorry, only {'managers' if command.role is Role.MANAGER else 'the CVD team'} "
+                f"may run !{command.name}. Nothing was changed."
             )
         if now - message.sent_at > STALE_AFTER:
             return None, Post.text(
@@ -133,6 +142,14 @@ class CommandDispatcher:
             if command.needs_case:
                 case, rest = await self._find_case(conn, message, rest, command)
             values = command.parse(rest)
+            needed = command.role_for(values)
+            if role < needed:
+                step = values.get(command.args[0].name) if command.args else None
+                log.info("refused !%s %s from %s (role)", name, step, message.sender)
+                raise CommandError(
+                    f"Sorry, only {role_text(needed)} may run !{command.name} {step}. "
+                    "Nothing was changed."
+                )
         except UsageError as exc:
             return case, Post.text(f"⚠️ {exc}\nUsage: {command.usage()}")
         except CommandError as exc:

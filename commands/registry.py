@@ -69,6 +69,16 @@ class Command:
     details: str = ""
     # What the reporter gets when the command succeeds, for !help and the README's table.
     reporter_gets: str = "nothing"
+    # Steps that need a higher role than the command: first argument's value -> role
+    # (`!reward approve` is for managers while `!reward propose` is for the team).
+    step_roles: tuple[tuple[str, Role], ...] = ()
+
+    def role_for(self, values: dict[str, str | None]) -> Role:
+        """The role this invocation needs, once its arguments are parsed."""
+        if not self.step_roles or not self.args:
+            return self.role
+        first = values.get(self.args[0].name)
+        return max([self.role, *(role for step, role in self.step_roles if step == first)])
 
     def usage(self) -> str:
         parts = [PREFIX + self.name]
@@ -133,11 +143,20 @@ class CommandGroup:
         needs_case: bool = True,
         details: str = "",
         reporter_gets: str = "nothing",
+        step_roles: dict[str, Role] | None = None,
     ) -> Callable[[Handler], Handler]:
         def decorate(handler: Handler) -> Handler:
             self.commands.append(
                 Command(
-                    name, summary, tuple(args), role, needs_case, handler, details, reporter_gets
+                    name,
+                    summary,
+                    tuple(args),
+                    role,
+                    needs_case,
+                    handler,
+                    details,
+                    reporter_gets,
+                    tuple((step_roles or {}).items()),
                 )
             )
             return handler
@@ -169,7 +188,10 @@ class Registry:
             lines.extend(f"  {arg.usage()}: {arg.help}" for arg in command.args if arg.help)
             if command.details:
                 lines.append(command.details)
-            lines.append(f"Who may run it: {role_text(command.role)}.")
+            who = role_text(command.role)
+            for step, role in command.step_roles:
+                who += f"; {step}: {role_text(role)} only"
+            lines.append(f"Who may run it: {who}.")
             lines.append(f"What the reporter gets: {command.reporter_gets}.")
             return "\n".join(lines)
         lines = ["Commands (in a case thread the case is implied; elsewhere give its ID first):"]

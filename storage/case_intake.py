@@ -154,3 +154,17 @@ async def reporter_key_fingerprints(conn: aiosqlite.Connection, address: str) ->
         (address,),
     ) as cur:
         return [str(row[0]) for row in await cur.fetchall()]
+
+
+async def targets_of(conn: aiosqlite.Connection, case_id: str) -> tuple[list[str], list[str]]:
+    """The (hosts, URLs) the case's mails name, in the order they were stored (max 100 each)."""
+    hosts: list[str] = []
+    urls: list[str] = []
+    async with conn.execute(
+        "SELECT kind, value FROM case_targets WHERE case_id = ? ORDER BY rowid", (case_id,)
+    ) as cur:
+        for kind, value in await cur.fetchall():
+            bucket = hosts if kind == "host" else urls
+            if len(bucket) < 100:
+                bucket.append(str(value))
+    return hosts, urls

@@ -220,3 +220,17 @@ async def created_and_fixed_since(
     ) as cur:
         fixed = [datetime.fromisoformat(row[0]) for row in await cur.fetchall()]
     return created, fixed
+
+
+async def lines_of(conn: aiosqlite.Connection, case_ids: list[str]) -> list[CaseLine]:
+    """The lines of the given cases, in the order given."""
+    found: dict[str, CaseLine] = {}
+    for start in range(0, len(case_ids), 200):
+        chunk = case_ids[start : start + 200]
+        marks = ",".join("?" * len(chunk))
+        async with conn.execute(
+            f"SELECT {_LINE_COLUMNS} FROM cases WHERE id IN ({marks})", chunk
+        ) as cur:
+            for row in await cur.fetchall():
+                found[row["id"]] = _line(row)
+    return [found[case_id] for case_id in case_ids if case_id in found]

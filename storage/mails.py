@@ -178,3 +178,27 @@ async def case_mails(conn: aiosqlite.Connection, case_id: str) -> list[CaseMail]
         )
         for r in rows
     ]
+
+
+async def case_mail(conn: aiosqlite.Connection, case_id: str, ref: str) -> StoredMail | None:
+    """An incoming mail of the case named by its stored number or its Message-ID."""
+    column, value = ("id", int(ref)) if ref.isdigit() else ("message_id", ref)
+    async with conn.execute(
+        "SELECT id, direction, message_id, case_id, subject, from_address, to_address"
+        f" FROM mails WHERE direction = 'in' AND case_id = ? AND {column} = ?",
+        (case_id, value),
+    ) as cur:
+        row = await cur.fetchone()
+    return StoredMail(*row) if row else None
+
+
+async def latest_from(conn: aiosqlite.Connection, case_id: str, address: str) -> StoredMail | None:
+    """The case's latest incoming mail from `address` (the reporter), if any."""
+    async with conn.execute(
+        "SELECT id, direction, message_id, case_id, subject, from_address, to_address"
+        " FROM mails WHERE direction = 'in' AND case_id = ? AND lower(from_address) = lower(?)"
+        " ORDER BY id DESC LIMIT 1",
+        (case_id, address),
+    ) as cur:
+        row = await cur.fetchone()
+    return StoredMail(*row) if row else None

@@ -10,6 +10,7 @@ from bot.config.loader import load_config
 from bot.config.model import Config
 from bot.config.problems import ConfigError
 from bot.config.section_digest import DigestConfig
+from bot.config.section_ibd import IbdConfig
 from bot.config.section_limits import LimitsConfig
 from bot.config.section_mail import ImapConfig, SmtpConfig
 from bot.config.section_matrix import MatrixConfig
@@ -25,6 +26,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "DigestConfig",
+    "IbdConfig",
     "ImapConfig",
     "LimitsConfig",
     "MatrixConfig",

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from bot.config.fields import FROZEN
 from bot.config.section_digest import DigestConfig
+from bot.config.section_ibd import IbdConfig
 from bot.config.section_limits import LimitsConfig
 from bot.config.section_mail import ImapConfig, SmtpConfig
 from bot.config.section_matrix import MatrixConfig
@@ -20,7 +21,7 @@ from bot.config.section_pgp import PgpConfig
 from bot.config.section_policy import PolicyConfig
 from bot.config.section_storage import StorageConfig
 
-_OPTIONAL_SECTIONS = ("policy", "digest", "limits", "monitoring", "logging")
+_OPTIONAL_SECTIONS = ("policy", "digest", "limits", "monitoring", "logging", "ibd")
 
 
 class Config(BaseModel):
@@ -38,6 +39,8 @@ class Config(BaseModel):
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    # Optional: without it !ibd refuses and check-config warns (bot/config/section_ibd.py).
+    ibd: IbdConfig | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -91,6 +91,9 @@ class PolicyConfig(BaseModel):
     # Progress updates: a case assessed and not yet fixed whose reporter has had no mail for
     # this many calendar days is warned about in its thread and listed in the digest.
     update_every_days: PositiveInt = 30
+    # "Always shared with the IBD": a case assessed and not shared with the IBD within this
+    # many working days is warned about in its thread and listed in the digest.
+    share_ibd_within_working_days: PositiveInt = 2
     # Days after !close before a case's personal data and report text are deleted.
     retention_days_after_close: PositiveInt = 90
     # When the case thread is warned about a deadline (bot/watch/warning_points.py parses these).

@@ -53,6 +53,8 @@ MailKind = Literal[
     "duplicate",
     "withdrawn",
     "closing",
+    "reward",
+    "publication",
 ]
 KINDS: tuple[MailKind, ...] = get_args(MailKind)
 MailLanguage = Literal["nl", "en"]
@@ -146,6 +148,7 @@ class ReporterMailContext:
     # The closing mail: when the case's data will be deleted, or that it is held for now.
     delete_after: datetime | None = None
     held: bool = False
+    publish_date: date | None = None  # the publication mail's proposed date
 
 
 # ----------------------------------------------------------------------------------------
@@ -256,6 +259,8 @@ def _template_vars(
         raise ValueError(f"unknown severity {ctx.severity!r}")
     if kind == "assessment" and severity_code is None:
         raise ValueError("the assessment mail needs a severity")
+    if kind == "publication" and ctx.publish_date is None:
+        raise ValueError("the publication mail needs the proposed date")
     name = clean_line(ctx.reporter_name or "")[:_NAME_MAX_CHARS].strip()
     text = clean_text(ctx.text).strip() if ctx.text else ""
     cvss = clean_line(ctx.cvss_vector) if ctx.cvss_vector else ""
@@ -287,6 +292,9 @@ def _template_vars(
             format_date(ctx.delete_after, language, ctx.timezone) if ctx.delete_after else None
         ),
         "held": ctx.held,
+        "publish_date": (
+            format_date(ctx.publish_date, language, ctx.timezone) if ctx.publish_date else None
+        ),
     }
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import ssl
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from email import policy
 from typing import Literal
 
@@ -42,6 +42,8 @@ KIND_LABELS: dict[str, str] = {
     "duplicate": "duplicate notice",
     "withdrawn": "withdrawal confirmation",
     "closing": "closing notice",
+    "reward": "reward approval",
+    "publication": "publication proposal",
 }
 
 
@@ -65,6 +67,7 @@ class ReporterMailer:
         now: datetime,
         text: str | None = None,
         duplicate_of: str | None = None,
+        publish_date: date | None = None,
     ) -> QueuedMail:
         """Build, store and queue one reporter mail, unsealed. `text`: the team's words for
         this mail (what `!ask` asks); default: the case's fix text or assessment text.
@@ -99,6 +102,7 @@ class ReporterMailer:
             duplicate_of=duplicate_of,
             delete_after=case.delete_after,
             held=case.hold_reason is not None,
+            publish_date=publish_date,
         )
         message_id = new_message_id(self._config.smtp.from_domain)
         message = build_reporter_mail(

@@ -50,7 +50,8 @@ class MailHandler:
         assert mail.composed is not None
         message = mail.composed.to_message()
         try:
-            key = await recipient_key(self._pgp, mail.to_address)
+            # A mail bound to a key (the IBD's) is encrypted to it or not sent at all.
+            key = mail.encrypt_to or await recipient_key(self._pgp, mail.to_address)
             sealed = await seal(self._pgp, message, key)
         except PgpError as exc:
             # Retried: a gpg-agent that was slow or restarting is the usual cause.

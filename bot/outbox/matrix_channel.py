@@ -15,6 +15,7 @@ from bot.mailin.attachments import AttachmentSource, AttachmentUnavailable, medi
 from bot.matrix.client import MatrixAdapter, MatrixSendError
 from bot.matrix.posts import Post, message_content, post_to_case, txn_id_for
 from bot.outbox.payloads import (
+    FilePost,
     ImagePost,
     MediaPost,
     Payload,
@@ -65,7 +66,7 @@ class MatrixHandler:
             except MatrixSendError as exc:
                 raise DeliveryError(str(exc), retryable=exc.retryable) from exc
         thread_root = last = None
-        if isinstance(payload, RootPost | ThreadPost | MediaPost):
+        if isinstance(payload, RootPost | ThreadPost | MediaPost | FilePost):
             room_id = self._config.matrix.case_room
             assert item.case_id is not None
             async with self._db.transaction() as conn:
@@ -87,6 +88,8 @@ class MatrixHandler:
             return await self._send_image(room_id, payload, item.idem_key)
         if isinstance(payload, MediaPost):
             return await self._send_media(room_id, item, payload, thread_root, last)
+        if isinstance(payload, FilePost):
+            return await self._send_file(room_id, item, payload, thread_root, last)
         reply_to = None if isinstance(payload, RootPost) else payload.reply_to
         mentions = [] if isinstance(payload, RootPost) else list(payload.mentions)
         content = message_content(
@@ -103,7 +106,9 @@ class MatrixHandler:
             raise DeliveryError(str(exc), retryable=exc.retryable) from exc
 
     def _for_unencrypted_room(
-        self, room_id: str, payload: RootPost | ThreadPost | MediaPost | RoomPost | ImagePost
+        self,
+        room_id: str,
+        payload: RootPost | ThreadPost | MediaPost | RoomPost | ImagePost | FilePost,
     ) -> RoomPost:
         """Posts for digest_room carry a variant without report content (deadline warnings,
         the digest) that may go into a joined room that is not end-to-end encrypted; a
@@ -177,6 +182,35 @@ class MatrixHandler:
             retryable = exc.retryable and not too_large and item.attempts < MEDIA_ATTEMPTS
             raise DeliveryError(str(exc), retryable=retryable) from exc
 
+    async def _send_file(
+        self,
+        room_id: str,
+        item: OutboxItem,
+        file_post: FilePost,
+        thread_root: str | None,
+        last: str | None,
+    ) -> str:
+        """A file the bot made, uploaded encrypted and sent into the case thread."""
+        relation = message_content(
+            "", "", thread_root=thread_root, reply_to=None, last_in_thread=last, mentions=[]
+        )["m.relates_to"]
+        try:
+            file = await self._matrix.upload_encrypted(
+                file_post.data, file_post.mimetype, file_post.filename
+            )
+            content: dict[str, Any] = {
+                "msgtype": "m.file",
+                "body": file_post.filename,
+                "filename": file_post.filename,
+                "info": {"mimetype": file_post.mimetype, "size": len(file_post.data)},
+                "file": file,
+                "m.mentions": {},
+                "m.relates_to": relation,
+            }
+            return await self._matrix.send(room_id, content, txn_id_for(item.idem_key))
+        except MatrixSendError as exc:
+            raise DeliveryError(str(exc), retryable=exc.retryable) from exc
+
     async def after_sent(
         self,
         conn: aiosqlite.Connection,
@@ -185,7 +219,9 @@ class MatrixHandler:
         result: str,
         now: datetime,
     ) -> None:
-        if item.case_id is not None and isinstance(payload, RootPost | ThreadPost | MediaPost):
+        if item.case_id is not None and isinstance(
+            payload, RootPost | ThreadPost | MediaPost | FilePost
+        ):
             root = result if isinstance(payload, RootPost) else None
             await cases.set_thread_events(conn, item.case_id, last=result, root=root)
 

@@ -21,8 +21,9 @@ from bot.mailout.sealing import Sealed
 from storage import outbox
 from storage.outbox import Channel
 
-# "digest" is the managers' mail; the others are the reporter mail templates.
-MAIL_KINDS: tuple[str, ...] = (*KINDS, "digest")
+# "digest" is the managers' mail, "ibd" the share with the IBD (bot/mailout/ibd.py); the
+# others are the reporter mail templates.
+MAIL_KINDS: tuple[str, ...] = (*KINDS, "digest", "ibd")
 
 
 class PayloadError(ValueError):
@@ -105,6 +106,17 @@ class Redaction:
 
 
 @dataclass(frozen=True)
+class FilePost:
+    """A file the bot made (an advisory), carried in the payload itself, uploaded encrypted
+    and posted into the case's thread."""
+
+    body: str  # what the thread shows for it
+    filename: str
+    mimetype: str
+    data: bytes
+
+
+@dataclass(frozen=True)
 class Mail:
     """One mail. Queued either unsealed (`composed`: signed, and encrypted when a key is
     known, by the outbox worker before the first send) or already sealed; once sealed the
@@ -117,6 +129,8 @@ class Mail:
     message_id: str
     composed: ComposedMail | None = None
     sealed: Sealed | None = None
+    # The fingerprint the mail must be encrypted to (the IBD's key): never sent signed only.
+    encrypt_to: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in MAIL_KINDS:
@@ -128,7 +142,7 @@ class Mail:
         return replace(self, composed=None, sealed=sealed)
 
 
-MatrixPayload = RootPost | ThreadPost | RoomPost | MediaPost | ImagePost | Redaction
+MatrixPayload = RootPost | ThreadPost | RoomPost | MediaPost | ImagePost | Redaction | FilePost
 Payload = MatrixPayload | Mail
 
 
@@ -222,6 +236,14 @@ def to_json(payload: Payload) -> dict[str, Any]:
                 "event_id": event_id,
                 "reason": reason,
             }
+        case FilePost():
+            return {
+                "kind": "file",
+                "body": payload.body,
+                "filename": payload.filename,
+                "mimetype": payload.mimetype,
+                "data": _b64(payload.data),
+            }
         case Mail():
             data = {
                 "kind": payload.kind,
@@ -238,6 +260,8 @@ def to_json(payload: Payload) -> dict[str, Any]:
                     "headers": [list(header) for header in payload.composed.headers],
                     "body": payload.composed.body,
                 }
+            if payload.encrypt_to is not None:
+                data["encrypt_to"] = payload.encrypt_to
             return data
 
 
@@ -359,6 +383,13 @@ def from_json(data: object) -> Payload:
         )
     if kind == "redaction":
         return Redaction(f.text("room_id"), f.text("event_id"), f.text("reason"))
+    if kind == "file":
+        return FilePost(
+            body=f.text("body"),
+            filename=f.text("filename"),
+            mimetype=f.text("mimetype"),
+            data=f.data("data"),
+        )
     if kind in MAIL_KINDS:
         # Rows queued before sealing moved to the worker carry "raw" and "protection".
         sealed = Sealed(f.data("raw"), f.text("protection")) if f.has("raw") else None
@@ -370,6 +401,7 @@ def from_json(data: object) -> Payload:
             message_id=f.text("message_id"),
             composed=None if sealed is not None else f.composed("unsealed"),
             sealed=sealed,
+            encrypt_to=f.optional_text("encrypt_to"),
         )
     raise PayloadError(f"unknown payload kind {kind!r}")
 

@@ -68,6 +68,19 @@ STEPS: dict[str, frozenset[CaseState]] = {
     # Mail to the reporter about the work: progress updates while the case is worked or just
     # fixed (the publication question follows the fix).
     "update": frozenset({CaseState.ACKNOWLEDGED, CaseState.ASSESSED, CaseState.FIXED}),
+    # The promises beyond the fix (bot/policy/decisions.py). What the reporter wants said of
+    # them holds from the first mail until the data is deleted.
+    "credit": frozenset(CaseState),
+    "consent": frozenset(CaseState),
+    # A reward is for a real weakness: once assessed, also after the fix and after closing.
+    "reward": frozenset({CaseState.ASSESSED, CaseState.FIXED, CaseState.CLOSED}),
+    # "Always shared with the IBD": once assessed, whatever the case became afterwards
+    # (decisions.share_with_ibd also requires the assessment).
+    "ibd": frozenset({CaseState.ASSESSED, CaseState.FIXED, CaseState.CLOSED, *OUTCOMES})
+    - {CaseState.SPAM},
+    # Publication is decided together after the fix; the advisory describes a fix.
+    "publish": frozenset({CaseState.FIXED, CaseState.CLOSED}),
+    "advisory": frozenset({CaseState.FIXED, CaseState.CLOSED}),
 }
 
 

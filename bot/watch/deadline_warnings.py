@@ -44,6 +44,7 @@ from bot.policy.fix_clock import FixClock
 from bot.policy.lifecycle import Case
 from bot.policy.promises import BY_NAME, FIX
 from bot.policy.workdays import WorkingCalendar
+from bot.watch.ibd_share_warning import check_ibd_share
 from bot.watch.warning_points import (
     Passage,
     WarningPoint,
@@ -142,6 +143,16 @@ class SlaWatch:
                     pending.append(passage)
                 else:
                     upcoming.append(passage.at)
+        ibd_at = await check_ibd_share(
+            conn,
+            case,
+            now,
+            self._calendar,
+            self._config.policy.share_ibd_within_working_days,
+            self._who(case),
+        )
+        if ibd_at is not None:
+            upcoming.append(ibd_at)
         next_at = min(upcoming, default=None)
         if pending:
             deadline_passed = any(p.point.overdue for p in pending)

@@ -9,7 +9,7 @@ the previous digest was built, so a digest after downtime misses nothing.
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 import aiosqlite
@@ -18,7 +18,7 @@ from bot.config import Config
 from bot.policy.promises import PROMISES
 from bot.policy.workdays import WorkingCalendar
 from bot.watch.chart import ChartData
-from storage import case_overview, digests
+from storage import case_decisions, case_overview, digests
 from storage.case_overview import CaseLine, OnTime, PromiseDue
 
 RATE_WINDOWS = (30, 90)
@@ -84,6 +84,10 @@ class Digest:
     closed: list[CaseLine]
     on_time: dict[str, dict[int, OnTime]]
     chart: ChartData
+    # The promises beyond the fix: assessed cases not shared with the IBD (oldest first),
+    # and rewards waiting for a manager's decision ("proposed") or for delivery ("approved").
+    ibd_unshared: list[CaseLine] = field(default_factory=list)
+    rewards_pending: list[tuple[CaseLine, str]] = field(default_factory=list)
 
     @property
     def open_total(self) -> int:
@@ -132,7 +136,17 @@ async def build_digest(
         closed=await case_overview.fixed_between(conn, since, at),
         on_time=on_time,
         chart=await _chart_data(conn, calendar, at, sum(by_state.values())),
+        ibd_unshared=await case_overview.lines_of(
+            conn, await case_decisions.not_shared_with_ibd(conn)
+        ),
+        rewards_pending=await _rewards_pending(conn),
     )
+
+
+async def _rewards_pending(conn: aiosqlite.Connection) -> list[tuple[CaseLine, str]]:
+    pending = await case_decisions.pending_rewards(conn)
+    lines = {line.id: line for line in await case_overview.lines_of(conn, [c for c, _ in pending])}
+    return [(lines[case_id], state) for case_id, state in pending if case_id in lines]
 
 
 async def _chart_data(

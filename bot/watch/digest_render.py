@@ -106,6 +106,29 @@ def _sections(digest: Digest, tz: ZoneInfo, room: str, with_content: bool) -> li
             ],
             len(digest.closed),
         ),
+        _Section(
+            f"Not shared with the IBD: {len(digest.ibd_unshared)}",
+            [
+                _item(c, _case_facts(c) + _SEP + "run !ibd", room, with_content)
+                for c in digest.ibd_unshared[:LIST_LIMIT]
+            ],
+            len(digest.ibd_unshared),
+        ),
+        _Section(
+            f"Reward decisions pending: {len(digest.rewards_pending)}",
+            [
+                _item(
+                    c,
+                    "proposed, waiting for a manager (!reward approve|decline)"
+                    if state == "proposed"
+                    else "approved, not yet sent (!reward sent)",
+                    room,
+                    with_content,
+                )
+                for c, state in digest.rewards_pending[:LIST_LIMIT]
+            ],
+            len(digest.rewards_pending),
+        ),
     ]
 
 

@@ -32,6 +32,18 @@ def test_sample_config_is_valid() -> None:
     assert "valid" in result.stdout
 
 
+def test_check_config_warns_without_the_ibd_section(tmp_path: Path) -> None:
+    sample = (ROOT / "config.sample.yaml").read_text()
+    assert "warning" not in cvdbot("check-config", "--config", "config.sample.yaml").stderr
+    start = sample.index("\nibd:")
+    end = sample.index("\n\n", start)
+    config = tmp_path / "no-ibd.yaml"
+    config.write_text(sample[:start] + sample[end:])
+    result = cvdbot("check-config", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert "warning: ibd: not configured, so !ibd refuses" in result.stderr
+
+
 def test_broken_config_lists_every_problem_and_exits_2(tmp_path: Path) -> None:
     config = tmp_path / "broken.yaml"
     config.write_text(

@@ -12,6 +12,7 @@ from bot.mailout.compose import ComposedMail
 from bot.mailout.sealing import Sealed
 from bot.outbox.payloads import (
     MAIL_KINDS,
+    FilePost,
     ImagePost,
     Mail,
     MediaPost,
@@ -60,6 +61,16 @@ EXAMPLES: list[Payload] = [
         "<2@x.org>",
         sealed=Sealed(b"sealed \x00 bytes", "signed; not encrypted, so without report subjects"),
     ),
+    Mail(
+        "ibd",
+        "IBD share",
+        "s@x.org",
+        "cvd@ibd.example",
+        "<3@x.org>",
+        composed=COMPOSED,
+        encrypt_to="0123456789ABCDEF0123456789ABCDEF01234567",
+    ),
+    FilePost("CSAF advisory", "CVD-2026-0001.csaf.json", "application/json", b'{"a": 1}\x00'),
 ]
 
 
@@ -170,7 +181,7 @@ def test_sealing_drops_the_unsealed_message_and_keeps_the_rest() -> None:
 
 
 def test_channels() -> None:
-    assert [channel_of(p) for p in EXAMPLES].count("mail") == 2
+    assert [channel_of(p) for p in EXAMPLES].count("mail") == 3
     assert channel_of(RoomPost("!r:x", "b", "h")) == "matrix"
 
 

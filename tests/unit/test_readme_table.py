@@ -52,7 +52,11 @@ def test_a_new_command_makes_the_check_fail_until_written(
     assert main(["--write", "--readme", str(readme)]) == 0
     assert main(["--check", "--readme", str(readme)]) == 0
     text = readme.read_text(encoding="utf-8")
-    assert text.startswith("# x\n\n") and text.endswith(f"{END}\n\nafter\n") and "STALE-ROW" not in text
+    assert (
+        text.startswith("# x\n\n")
+        and text.endswith(f"{END}\n\nafter\n")
+        and "STALE-ROW" not in text
+    )
 
     monkeypatch.setattr("commands.readme_table.build_registry", _registry_with_extra)
     assert main(["--check", "--readme", str(readme)]) == 1

@@ -7,7 +7,7 @@ import email
 import email.policy
 import re
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ FULL = ReporterMailContext(
     severity="high",
     cvss_vector="CVSS:3.1/AV:N/AC:L/PR:N/UI:R/S:C/C:L/I:L/A:N",
     text="Reflected XSS in the search form.\nParameter q was not escaped.",
+    publish_date=date(2027, 3, 1),
 )
 
 BARE = ReporterMailContext(
@@ -57,7 +58,10 @@ BARE = ReporterMailContext(
 
 
 def bare_for(kind: MailKind) -> ReporterMailContext:
-    # The assessment mail cannot exist without a severity; everything else may be absent.
+    # The assessment mail cannot exist without a severity, the publication proposal not
+    # without its date; everything else may be absent.
+    if kind == "publication":
+        return replace(BARE, publish_date=date(2026, 7, 1))
     return replace(BARE, severity="low") if kind == "assessment" else BARE
 
 
@@ -134,6 +138,8 @@ def test_every_kind_and_language_renders(
         ("fixed", "Opgelost", "Fixed"),
         ("more_info", "Aanvullende informatie nodig", "More information needed"),
         ("closing", "Afgesloten", "Closed"),
+        ("reward", "Een beloning voor uw melding", "A reward for your report"),
+        ("publication", "Openbaar maken van het probleem", "Making the problem public"),
     ],
 )
 def test_subjects(kind: MailKind, nl: str, en: str) -> None:
@@ -264,6 +270,24 @@ def test_fixed_mail_invites_the_publication_decision() -> None:
     assert "opgelost" in nl and "samen met u" in nl and "openbaar" in nl
     en = render_reporter_mail("fixed", "en", FULL)[1]
     assert "has been fixed" in en and "together with you" in en and "made public" in en
+
+
+def test_publication_proposal_names_the_date_and_asks_for_credit() -> None:
+    _, nl = render_reporter_mail("publication", "nl", FULL)
+    _, en = render_reporter_mail("publication", "en", FULL)
+    assert "op maandag 1 maart 2027 te publiceren" in nl and "anoniem" in nl
+    assert "publish on Monday 1 March 2027" in en and "anonymous" in en
+    with pytest.raises(ValueError, match="proposed date"):
+        render_reporter_mail("publication", "en", BARE)
+
+
+def test_reward_mail_asks_for_delivery_details_and_says_they_are_deleted() -> None:
+    _, nl = render_reporter_mail("reward", "nl", FULL)
+    _, en = render_reporter_mail("reward", "en", FULL)
+    assert "postadres" in nl and "verwijderen ze zodra die verstuurd is" in nl
+    assert "postal" in en and "delete them once it has been sent" in en
+    for criterion in ("diligence", "quality", "seriousness"):
+        assert criterion in en
 
 
 def test_more_info_without_text_asks_something_concrete() -> None:

@@ -18,13 +18,14 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.config import Config
+from bot.policy.decisions import Decisions
 from bot.policy.fix_clock import FixClock
 from bot.policy.lifecycle import Case, CaseState
 from bot.policy.workdays import WorkingCalendar, case_deadlines
 from bot.services import calendar_rules
 from bot.watch.deadline_warnings import SlaWatch
 from bot.watch.warning_points import open_clocks, parse_points, passages
-from storage import cases, fix_clocks, next_checks, outbox, sla_warnings
+from storage import case_decisions, cases, fix_clocks, next_checks, outbox, sla_warnings
 from storage.db import Database
 
 AMS = ZoneInfo("Europe/Amsterdam")
@@ -90,6 +91,12 @@ async def add_case(
             conn, case, received.year, seq, received.astimezone(UTC).isoformat()
         )
     return case
+
+
+async def share_with_ibd(db: Database, case: Case) -> None:
+    """Mark the case shared with the IBD: for tests about other promises than that one."""
+    async with db.transaction() as conn:
+        await case_decisions.save(conn, Decisions(case.id, ibd_shared_at=case.received_at))
 
 
 async def posts(db: Database) -> list[dict[str, Any]]:
@@ -289,6 +296,8 @@ async def test_paused_fix_clock_warns_about_nothing(
         await fix_clocks.save(
             conn, case.id, FixClock(paused_at=at(3, 9), pause_reason="waiting for the supplier")
         )
+    # Shared with the IBD, so that promise (not paused by !pause) has nothing to say.
+    await share_with_ibd(db, case)
     watch = SlaWatch(db, config, calendar)
     result = await watch.tick(at(15, 12, month=2, year=2027))  # long after the fix deadline
     assert result.checked == 1 and result.warned == [] and await posts(db) == []
@@ -340,6 +349,7 @@ async def test_extend_forgets_points_that_lie_ahead_again(
         acknowledged_at=received + timedelta(hours=1),
         assessed_at=received + timedelta(hours=2),
     )
+    await share_with_ibd(db, case)
     watch = SlaWatch(db, config, calendar)
     await watch.tick(at(29, 9, 30, month=1, year=2027))  # fix: half and one day left passed
     async with db.transaction() as conn:
@@ -380,6 +390,7 @@ async def test_fixed_case_is_no_longer_watched(
             ),
             received.isoformat(),
         )
+    await share_with_ibd(db, case)
     result = await SlaWatch(db, config, calendar).tick(at(20, 12))
     assert result.checked == 1 and result.warned == []
     async with db.transaction() as conn:
@@ -400,3 +411,27 @@ async def test_a_case_that_cannot_be_read_does_not_block_the_others(
     async with db.transaction() as conn:
         assert await next_checks.next_check_of(conn, broken.id) == at(3, 15)
     assert (await watch.tick(at(3, 14, 30))).checked == 0
+
+
+async def test_an_assessed_case_not_shared_with_the_ibd_is_warned_once(
+    db: Database, config: Config, calendar: WorkingCalendar
+) -> None:
+    received = RECEIVED.astimezone(UTC)
+    done = {"acknowledged_at": received + timedelta(hours=1), "assessed_at": at(2, 12)}
+    unshared = await add_case(db, calendar, state=CaseState.ASSESSED, **done)
+    shared = await add_case(db, calendar, state=CaseState.ASSESSED, **done)
+    async with db.transaction() as conn:
+        await case_decisions.save(conn, Decisions(shared.id, ibd_shared_at=at(3, 9)))
+    # Assessed Monday 12:00: to be shared within 2 working days, by Wednesday 17:00.
+    await SlaWatch(db, config, calendar).tick(at(4, 16, 59))
+    assert not [p for p in await posts(db) if "IBD" in p["body"]]
+    async with db.transaction() as conn:
+        assert await next_checks.next_check_of(conn, unshared.id) == at(4, 17) + timedelta(
+            seconds=1
+        )
+    await SlaWatch(db, config, calendar).tick(at(4, 17, 5))
+    await SlaWatch(db, config, calendar).tick(at(5, 10))  # a restart: a new watch
+    ibd_posts = [p for p in await posts(db) if "not shared with the IBD" in p["body"]]
+    assert [p["case"] for p in ibd_posts] == [unshared.id]
+    assert "Wed 4 Nov 2026 17:00 CET" in ibd_posts[0]["body"]
+    assert ibd_posts[0]["mentions"] == [ALICE, BOB]
