@@ -51,7 +51,7 @@ class MailHandler:
         message = mail.composed.to_message()
         try:
             key = await recipient_key(self._pgp, mail.to_address)
-            sealed = await seal(self._pgp, message, key)
+            sealed = await seal(self._pgp, message, key, hidden_subject=mail.hidden_subject)
         except PgpError as exc:
             # Retried: a gpg-agent that was slow or restarting is the usual cause.
             raise DeliveryError(f"the mail could not be signed: {exc}", retryable=True) from exc

@@ -107,6 +107,9 @@ class Mail:
     message_id: str
     composed: ComposedMail | None = None
     sealed: Sealed | None = None
+    # The Subject outside the encryption, when the real one must not travel in clear
+    # (bot/mailout/sealing.py, outer_subject); None: the real one.
+    hidden_subject: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in MAIL_KINDS:
@@ -115,7 +118,7 @@ class Mail:
             raise PayloadError("a mail is queued either unsealed or sealed")
 
     def with_sealed(self, sealed: Sealed) -> Mail:
-        return replace(self, composed=None, sealed=sealed)
+        return replace(self, composed=None, sealed=sealed, hidden_subject=None)
 
 
 MatrixPayload = RootPost | ThreadPost | RoomPost | MediaPost | ImagePost
@@ -221,6 +224,8 @@ def to_json(payload: Payload) -> dict[str, Any]:
                     "headers": [list(header) for header in payload.composed.headers],
                     "body": payload.composed.body,
                 }
+                if payload.hidden_subject is not None:
+                    data["hidden_subject"] = payload.hidden_subject
             return data
 
 
@@ -346,6 +351,7 @@ def from_json(data: object) -> Payload:
             message_id=f.text("message_id"),
             composed=None if sealed is not None else f.composed("unsealed"),
             sealed=sealed,
+            hidden_subject=f.text("hidden_subject") if f.has("hidden_subject") else None,
         )
     raise PayloadError(f"unknown payload kind {kind!r}")
 

@@ -309,13 +309,14 @@ class Pgp:
         recipient_fingerprints: list[str],
         *,
         sign: bool = True,
-        hide_subject: bool = False,
+        hide_subject: bool | str = False,
     ) -> EmailMessage:
         """Wrap ``msg`` in an RFC 3156 multipart/encrypted for the recipients and the bot.
 
         The bot's own key is always a recipient, so the team can read its sent mail from the
         store. With ``sign`` the bot signs inside the encryption (RFC 3156 6.2, one pass).
-        The outer Subject stays visible (it carries the case tag) unless ``hide_subject``.
+        The outer Subject stays visible (it carries the case tag) unless ``hide_subject``:
+        then it is "...", or the text given; the real one travels in the protected headers.
         """
         if not recipient_fingerprints:
             raise PgpError("no recipient keys to encrypt to")
