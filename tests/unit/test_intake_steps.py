@@ -130,9 +130,18 @@ async def test_routes(conn: aiosqlite.Connection) -> None:
         Route.UNMATCHED_AUTOMATIC,
         None,
     )
-    assert await route_of(conn, auto + "Subject: Out of office: CVD-2026-0001") == (
+    assert await route_of(conn, auto + "Subject: Out of office: [CVD-2026-0001] x") == (
         Route.AUTOMATIC,
         "CVD-2026-0001",
+    )
+    # Issue 10, item 6: a bare case ID is a mention, not a match; only the tag form is.
+    assert await route_of(conn, person + "Subject: Bypass of CVD-2026-0001") == (
+        Route.NEW_CASE,
+        None,
+    )
+    assert await route_of(conn, auto + "Subject: Out of office: CVD-2026-0001") == (
+        Route.UNMATCHED_AUTOMATIC,
+        None,
     )
 
 

@@ -60,7 +60,8 @@ async def follow_up(
     parsed = mail.parsed
     sender = parsed.from_address or "an unknown sender"
     warnings = list(mail.notes)
-    from_reporter = case.reporter_address in (parsed.from_address, parsed.reply_to)
+    # From only: a Reply-To naming the reporter is as easy to forge as any header.
+    from_reporter = case.reporter_address == parsed.from_address
     if case.reporter_address and not from_reporter:
         warnings.append(f"{NOT_FROM_REPORTER} ({case.reporter_address}).")
     stripped = strip_quoted(mail.text)

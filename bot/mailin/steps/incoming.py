@@ -72,6 +72,7 @@ class IncomingMail:
     forwarded: ForwardedReport | None = None
     keys: list[KeyOutcome] = field(default_factory=list)
     signing_key_came_with_mail: bool = False
+    mentioned_cases: list[str] = field(default_factory=list)  # known cases named, untagged
 
     @classmethod
     def parsed_from(

@@ -243,6 +243,9 @@ async def queue_new_case_posts(
             who = forwarded.reporter_name or "the original sender"
             details.append(f"The forwarded mail gives no address for {who}.")
     details += mail.protection_lines()
+    if mail.mentioned_cases:
+        named = ", ".join(mail.mentioned_cases[:5])
+        details.append(f"Mentions {named}: a new case, not a follow-up (no [CVD-…] tag, no reply).")
     await post_case_root(
         conn, case_id, render.case_root(opened.case, setup.tz, mail.notes, details), now=now
     )
