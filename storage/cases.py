@@ -108,3 +108,12 @@ async def set_thread_events(
         await conn.execute(
             "UPDATE cases SET thread_last_event_id = ? WHERE id = ?", (last, case_id)
         )
+
+
+async def case_ids_of_reporter(conn: aiosqlite.Connection, address: str) -> list[str]:
+    """Every case whose reporter is `address`, oldest first."""
+    async with conn.execute(
+        "SELECT id FROM cases WHERE lower(reporter_address) = ? ORDER BY year, seq",
+        (address.lower(),),
+    ) as cur:
+        return [str(row[0]) for row in await cur.fetchall()]

@@ -11,6 +11,8 @@ from email.message import EmailMessage
 
 from bot.pgp.gpg import Pgp
 from bot.pgp.mime_wire import WIRE
+from storage import reporter_keys
+from storage.db import Database
 
 ENCRYPTED = "PGP-encrypted and signed"
 NO_KEY_KNOWN = "no PGP key known for this address"
@@ -39,9 +41,15 @@ def outer_subject(real_subject: str, fixed_subject: str, *, confidential: bool) 
     return fixed_subject
 
 
-async def recipient_key(pgp: Pgp, address: str) -> str | None:
-    """The usable encryption key for `address` in the bot's keyring, if any."""
-    return await asyncio.to_thread(pgp.key_for_address, address)
+async def recipient_key(pgp: Pgp, db: Database, address: str) -> str | None:
+    """The key to encrypt to for `address`: the pinned one (trust on first use,
+    storage/reporter_keys.py) if it is still usable (not revoked or expired); with none
+    pinned, a usable key the keyring holds that no mail brought (put there by the operator,
+    as for the managers' digest addresses). A key waiting for `!key accept` or rejected is
+    never used."""
+    async with db.transaction() as conn:
+        pinned, exclude = await reporter_keys.key_choice(conn, address)
+    return await asyncio.to_thread(pgp.key_for_address, address, pinned=pinned, exclude=exclude)
 
 
 async def seal(

@@ -50,7 +50,7 @@ class MailHandler:
         assert mail.composed is not None
         message = mail.composed.to_message()
         try:
-            key = await recipient_key(self._pgp, mail.to_address)
+            key = await recipient_key(self._pgp, self._db, mail.to_address)
             sealed = await seal(self._pgp, message, key, hidden_subject=mail.hidden_subject)
         except PgpError as exc:
             # Retried: a gpg-agent that was slow or restarting is the usual cause.

@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import tempfile
+from collections.abc import Collection
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, cast
@@ -234,17 +235,24 @@ class Pgp:
                 fingerprints.append(str(fpr))
         return fingerprints
 
-    def key_for_address(self, address: str) -> str | None:
+    def key_for_address(
+        self, address: str, *, pinned: str | None = None, exclude: Collection[str] = ()
+    ) -> str | None:
         """Fingerprint of a usable encryption key with a valid user id for ``address``.
 
-        Expired, revoked, disabled and invalid keys and user ids do not count. With several
-        candidates the most recently created key wins (a reporter's newest key).
+        Expired, revoked, disabled and invalid keys and user ids do not count. With
+        ``pinned`` only that key counts; keys in ``exclude`` never do. Otherwise, with several
+        candidates the most recently created key wins.
         """
         wanted = address.strip().lower()
         if not wanted:
             return None
         best: tuple[int, str] | None = None
         for key in self._gpg.list_keys():
+            if pinned is not None and str(key.get("fingerprint")) != pinned:
+                continue
+            if str(key.get("fingerprint")) in exclude:
+                continue
             if not any(uid_email(from_gpg_text(u)) == wanted for u in key.get("uids", [])):
                 continue
             if not key_usable_for_encryption(key):

@@ -154,7 +154,7 @@ class DigestService:
         encrypted, so the key looked up for the text is the key it is sealed with."""
         config = self._config
         tz = self._calendar.tz
-        key = await recipient_key(self._pgp, address)
+        key = await recipient_key(self._pgp, self._db, address)
         text = render_text(digest, tz, config.matrix.case_room, with_content=key is not None)
         message = EmailMessage(policy=email.policy.default)
         message["From"] = Address(DEFAULT_ORGANISATION["en"], addr_spec=config.smtp.from_address)

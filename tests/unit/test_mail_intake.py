@@ -383,7 +383,10 @@ async def test_encrypted_signed_report_with_attachment_and_key(env: Env, keys: K
     assert "New report" in text and "Secret: SQL injection" in text
     assert "decrypted with the bot's key" in text
     # The key arrived with the mail, so the signature is checked against it right away.
-    assert "good signature by Sam Finder <sam@finder.example>" in text
+    assert (
+        "good signature by a key that came with this mail (not yet trusted): "
+        "Sam Finder <sam@finder.example>"
+    ) in text
     assert f"{KEY_IMPORTED} for sam@finder.example" in text
     assert env.pgp.key_for_address("sam@finder.example") == sam.fingerprint
     assert env.rows("SELECT address, fingerprint FROM reporter_keys") == [

@@ -18,8 +18,9 @@ from bot.mailin.intake_posts import (
 from bot.mailin.quoting import strip_quoted
 from bot.mailin.report_check import Evidence, check_report
 from bot.mailin.steps.incoming import MAX_CASE_SUBJECT, IncomingMail, IntakeSetup
+from bot.mailin.steps.key_trust import record_keys, signature_trust
 from bot.mailin.steps.queue_attachments import queue_attachments
-from bot.mailin.steps.store import record_keys, store_mail, store_targets
+from bot.mailin.steps.store import store_mail, store_targets
 from bot.matrix.posts import post_to_case
 from bot.policy.lifecycle import Case
 from bot.text import shorten
@@ -65,6 +66,7 @@ async def follow_up(
     if case.reporter_address and not from_reporter:
         warnings.append(f"{NOT_FROM_REPORTER} ({case.reporter_address}).")
     stripped = strip_quoted(mail.text)
+    await signature_trust(conn, mail)
     post = mail_post(
         f"📨 Follow-up mail from {sender}: {shorten(mail.subject, MAX_CASE_SUBJECT)}",
         stripped.text,
@@ -74,7 +76,7 @@ async def follow_up(
         quotes_hidden=stripped.removed,
     )
     await post_to_case(conn, case_id, post, idem_key=f"mail-in:{mail_id}", now=now)
-    lines = await record_keys(conn, case_id, mail_id, mail, now)
+    lines = await record_keys(conn, setup, case_id, mail_id, mail, now)
     if mail.encryption != "failed":
         lines += await recheck(conn, setup, case, mail_id, stripped.text, mail)
     if lines:

@@ -25,8 +25,9 @@ from bot.mailin.report_check import (
     reachable_address,
 )
 from bot.mailin.steps.incoming import MAX_CASE_SUBJECT, IncomingMail, IntakeSetup
+from bot.mailin.steps.key_trust import record_keys, signature_trust
 from bot.mailin.steps.queue_attachments import queue_attachments
-from bot.mailin.steps.store import record_keys, store_mail, store_targets
+from bot.mailin.steps.store import store_mail, store_targets
 from bot.matrix import render
 from bot.matrix.posts import Post, post_case_root, post_to_case
 from bot.policy.lifecycle import Case, CaseState
@@ -101,7 +102,8 @@ async def open_case(
     evidence = await record_intake_check(conn, setup, mail, case.id, report)
     related = await record_targets(conn, setup, mail, case.id, report, mail_id)
     await record_opening(conn, mail, case.id, mail_id, evidence, related, now)
-    key_lines = await record_keys(conn, case.id, mail_id, mail, now)
+    await signature_trust(conn, mail)
+    key_lines = await record_keys(conn, setup, case.id, mail_id, mail, now)
     return OpenedCase(case, report, mail_id, evidence, related, key_lines, now)
 
 
