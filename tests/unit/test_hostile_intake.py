@@ -3,10 +3,18 @@ real gpg, a real SQLite file, and the thread posts queued in the outbox."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 from bot.mailin.intake import IntakeOutcome
 from bot.mailin.intake_posts import NOT_FROM_REPORTER
+from bot.mailin.steps.key_trust import KEY_WAITS
+from bot.mailout.sealing import recipient_key
+from bot.pgp.gpg import format_fingerprint
+from storage import reporter_keys
+from tests.harness.reporter_pgp import ReporterGpg
 from tests.integration.sample_mails import ENGLISH_BODY
-from tests.unit.test_mail_intake import Env, env, keys, mail  # noqa: F401 - fixtures
+from tests.unit.test_mail_intake import NOW, Env, Keys, env, keys, mail  # noqa: F401 - fixtures
 
 # ---- item 6: follow-ups only by the tag form or a reply; anyone else is marked
 
@@ -44,3 +52,81 @@ async def test_the_tag_form_from_a_stranger_is_marked_even_with_the_reporters_re
     result = await env.intake.ingest(forged, source="pipe")
     assert result.outcome is IntakeOutcome.FOLLOW_UP and result.case_id == first.case_id
     assert f"{NOT_FROM_REPORTER} (sam@finder.example)" in env.thread_text(first.case_id)
+
+
+# ---- item 2: reporter keys as trust on first use
+
+
+async def test_a_forged_key_swap_waits_for_the_team(
+    env: Env,  # noqa: F811
+    keys: Keys,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    sam = keys.sam
+    first = await env.intake.ingest(
+        mail("XSS", ENGLISH_BODY + "\n" + sam.public_key()), source="pipe"
+    )
+    second = await env.intake.ingest(mail("Another one", ENGLISH_BODY + " again"), source="pipe")
+    assert first.case_id and second.case_id
+    assert "first key seen for this address, so it is pinned" in env.thread_text(first.case_id)
+
+    # Mallory forges Sam's address and sends a key with Sam's user ID, signed by it.
+    fake = ReporterGpg(tmp_path / "fake", "Sam Finder", "sam@finder.example")
+    try:
+        inner = fake.inner_part(
+            "Please use my new key.",
+            subject=f"Re: [{first.case_id}] XSS",
+            attachments=[("key.asc", "application/pgp-keys", fake.public_key().encode())],
+        )
+        forged = fake.pgp_mime_signed(inner, subject=f"Re: [{first.case_id}] XSS")
+        result = await env.intake.ingest(forged, source="pipe")
+    finally:
+        fake.close()
+    assert result.outcome is IntakeOutcome.FOLLOW_UP
+    thread = env.thread_text(first.case_id)
+    assert KEY_WAITS in thread and format_fingerprint(fake.fingerprint) in thread
+    assert "good signature by a key that came with this mail (not yet trusted)" in thread
+    # Sam's other case is told too.
+    assert KEY_WAITS in env.thread_text(second.case_id)
+    # gpg's own choice would be the newest key; the bot's is the pinned one.
+    assert env.pgp.key_for_address("sam@finder.example") == fake.fingerprint
+    assert await recipient_key(env.pgp, env.db, "sam@finder.example") == sam.fingerprint
+
+    # A mail signed by the pinned key says so.
+    signed = sam.pgp_mime_signed(
+        sam.inner_part("Still me.", subject=f"Re: [{first.case_id}] XSS"),
+        subject=f"Re: [{first.case_id}] XSS",
+    )
+    await env.intake.ingest(signed, source="pipe")
+    assert f"good signature by a key pinned on {NOW.date()}" in env.thread_text(first.case_id)
+
+    # !key accept pins the new one; !key reject would have kept it out for good.
+    async with env.db.transaction() as conn:
+        await reporter_keys.decide(
+            conn,
+            address="sam@finder.example",
+            fingerprint=fake.fingerprint,
+            accept=True,
+            by="@alice:example.org",
+            at=NOW,
+        )
+    assert await recipient_key(env.pgp, env.db, "sam@finder.example") == fake.fingerprint
+
+
+async def test_a_mailed_key_for_a_digest_address_is_never_pinned_by_mail(
+    env: Env,  # noqa: F811
+    keys: Keys,  # noqa: F811
+) -> None:
+    manager = "sam@finder.example"  # stands for a manager's digest address here
+    env.intake._setup = replace(  # the digest address as configured
+        env.intake._setup,
+        config=env.config.model_copy(
+            update={"digest": env.config.digest.model_copy(update={"email_to": [manager]})}
+        ),
+    )
+    result = await env.intake.ingest(
+        mail("Hello", ENGLISH_BODY + "\n" + keys.sam.public_key()), source="pipe"
+    )
+    assert result.case_id is not None
+    assert KEY_WAITS in env.thread_text(result.case_id)
+    assert await recipient_key(env.pgp, env.db, manager) is None
