@@ -13,6 +13,7 @@ from bot.policy.promises import PROMISES
 
 _DATETIME_FIELDS = {
     "received_at",
+    "imported_at",
     *(promise.due_field for promise in PROMISES),
     *(promise.done_field for promise in PROMISES),
 }

@@ -77,12 +77,18 @@ class MailIntake:
         self.on_stored: Callable[[], None] = lambda: None
 
     async def ingest(
-        self, raw: bytes, *, source: str, received_at: datetime | None = None
+        self,
+        raw: bytes,
+        *,
+        source: str,
+        received_at: datetime | None = None,
+        imported: bool = False,
     ) -> IntakeResult:
         """Store one mail and everything it causes. Raises NotAMailError for non-mail input.
 
         `received_at` is when the mailbox got the mail (IMAP INTERNALDATE): the policy's
-        clock starts then, even when the bot reads it later. Default: now.
+        clock starts then, even when the bot reads it later. Default: now. `imported`: the
+        mail is part of the folder's backlog read on a first start (imap.start_at: all).
         """
         parsed = parse_mail(raw)
         # Checked before the gpg work too: IMAP re-reads after a restart are common.
@@ -91,6 +97,7 @@ class MailIntake:
         if duplicate is not None:
             return duplicate
         mail = IncomingMail.parsed_from(raw, parsed, source=source, received_at=received_at)
+        mail.imported = imported
         own_sender = is_own_sender(parsed, self._setup.own_address)
         await unwrap(self._setup.pgp, mail, examine=not (parsed.is_automatic or own_sender))
         async with self._db.transaction() as conn:

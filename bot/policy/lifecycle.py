@@ -63,6 +63,9 @@ class Case:
     report_mail_id: int | None = None
     thread_root_event_id: str | None = None
     thread_last_event_id: str | None = None
+    # Opened from the mailbox's backlog (imap.start_at: all): warning points that had passed
+    # by then are not warned.
+    imported_at: datetime | None = None
 
     @property
     def reporter_display(self) -> str:

@@ -74,6 +74,7 @@ class IncomingMail:
     signing_key_came_with_mail: bool = False
     signature_trust: str | None = None  # set by key_trust.signature_trust before posting
     keyring_key: str | None = None  # the sender's key the keyring held before this mail
+    imported: bool = False  # from the folder's backlog on a first start (imap.start_at: all)
     mentioned_cases: list[str] = field(default_factory=list)  # known cases named, untagged
 
     @classmethod

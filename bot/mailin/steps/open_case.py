@@ -133,6 +133,7 @@ async def create_case(
         received_at=received,
         **deadlines.case_fields(),
         report_mail_id=mail_id,
+        imported_at=now if mail.imported else None,
     )
     await cases.insert_case(conn, case, year, seq, now.isoformat())
     await mails.set_case(conn, mail_id, case_id)
@@ -245,6 +246,11 @@ async def queue_new_case_posts(
             who = forwarded.reporter_name or "the original sender"
             details.append(f"The forwarded mail gives no address for {who}.")
     details += mail.protection_lines()
+    if mail.imported:
+        details.append(
+            "📥 Imported from the mailbox's backlog on the first start: deadlines that had "
+            "passed by then get no warnings."
+        )
     if mail.mentioned_cases:
         named = ", ".join(mail.mentioned_cases[:5])
         details.append(f"Mentions {named}: a new case, not a follow-up (no [CVD-…] tag, no reply).")
