@@ -89,6 +89,11 @@ def find_case_ids(subject: str) -> list[str]:
     return found
 
 
+#: Set on every mail the bot sends (reporter mail, the digest): with the bot's From address
+#: it marks the bot's own mail come back. From alone does not: a web form may send a report
+#: From the security address with Reply-To set to the reporter.
+BOT_HEADER = "X-CVDBot"
+
 # The tag the bot's own mail carries in its subject: the only case-ID form that matches a
 # follow-up (a bare ID is a mention, e.g. "Bypass of the fix for CVD-2026-0003").
 CASE_TAG_RE: re.Pattern[str] = re.compile(r"\[\s*(CVD-[0-9]{4}-[0-9]{4,})\s*\]", re.IGNORECASE)

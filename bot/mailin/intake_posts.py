@@ -53,6 +53,7 @@ RELATED_TO = "possibly related to"
 AUTOMATIC_MAIL = "Automatic mail"
 QUOTED_HIDDEN = "quoted history hidden"
 NOT_FROM_REPORTER = "Not from the case's reporter"
+UNSORTED_MAIL = "Unsorted mail"
 #: How far a good signature is trusted (trust on first use, bot/mailin/steps/key_trust.py):
 #: never a bare "good signature".
 SIGNED_BY_PINNED_KEY = "good signature by a key pinned on"

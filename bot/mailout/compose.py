@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 
+from bot.mailin.header_fields import BOT_HEADER
 from bot.text import shorten
 
 __all__ = [
@@ -368,6 +369,7 @@ def build_reporter_mail(
         message["References"] = " ".join(chain)
     # RFC 3834: tells vacation responders and ticket systems not to answer automatically.
     message["Auto-Submitted"] = "auto-replied"
+    message[BOT_HEADER] = kind
     message.set_content(body, subtype="plain", charset="utf-8", cte="quoted-printable")
     # After set_content: it drops every Content-* header that was there before.
     message["Content-Language"] = language

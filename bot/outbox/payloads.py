@@ -121,7 +121,16 @@ class Mail:
         return replace(self, composed=None, sealed=sealed, hidden_subject=None)
 
 
-MatrixPayload = RootPost | ThreadPost | RoomPost | MediaPost | ImagePost
+@dataclass(frozen=True)
+class UnsortedPost:
+    """A mail that matched no case and looked automatic, in the one "unsorted" thread of
+    case_room: the first such post starts that thread, every later one joins it."""
+
+    body: str
+    html: str
+
+
+MatrixPayload = RootPost | ThreadPost | RoomPost | MediaPost | ImagePost | UnsortedPost
 Payload = MatrixPayload | Mail
 
 
@@ -183,6 +192,8 @@ def to_json(payload: Payload) -> dict[str, Any]:
             if unencrypted is not None:
                 data["unencrypted"] = {"body": unencrypted.body, "html": unencrypted.html}
             return data
+        case UnsortedPost(body, html):
+            return {"kind": "unsorted", "body": body, "html": html}
         case MediaPost():
             return {
                 "kind": "media",
@@ -320,6 +331,8 @@ def from_json(data: object) -> Payload:
             mentions=f.texts("mentions"),
             unencrypted=f.variant("unencrypted"),
         )
+    if kind == "unsorted":
+        return UnsortedPost(f.text("body"), f.text("html"))
     if kind == "media":
         return MediaPost(
             mail_id=f.number("mail_id"),

@@ -31,6 +31,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 
 from bot.config import Config
+from bot.mailin.header_fields import BOT_HEADER
 from bot.mailout.compose import DEFAULT_ORGANISATION, new_message_id
 from bot.mailout.sealing import outer_subject, recipient_key, seal
 from bot.matrix.client import MatrixAdapter
@@ -166,6 +167,7 @@ class DigestService:
         message_id = new_message_id(config.smtp.from_domain)
         message["Message-ID"] = message_id
         message["Auto-Submitted"] = "auto-generated"
+        message[BOT_HEADER] = "digest"
         message.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
         # The digest is about reports: the same subject rule as reporter mail.
         hidden = outer_subject(real_subject, f"CVD digest {day}", confidential=True)

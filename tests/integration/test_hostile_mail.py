@@ -1,6 +1,7 @@
 """Issue 10 on the real servers: an encrypted report's subject never travels in clear
 (item 1, read as the reporter's client reads it), and a forged key swap does not redirect
-mail until a team member runs !key accept (item 2)."""
+mail until a team member runs !key accept (item 2); unmatched list mail in one unsorted
+thread, and !open (item 5)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ from pathlib import Path
 import pytest
 
 from bot.mailin.steps.key_trust import KEY_WAITS
+from bot.outbox.matrix_channel import UNSORTED_TITLE
 from tests.harness.reporter_pgp import ReporterGpg
 from tests.harness.smtp import ReceivedMail
 from tests.integration.conftest import MakeDeployment
-from tests.integration.sample_mails import ENGLISH_BODY
+from tests.integration.sample_mails import ENGLISH_BODY, report
 from tests.integration.test_intake import bot_public_key, wait_in_thread, wait_root
 
 CASE_ID = re.compile(r"CVD-\d{4}-\d{4,}")
@@ -90,6 +92,25 @@ async def test_hidden_subject_and_a_forged_key_swap(
         with pytest.raises(RuntimeError):
             opened_by(sam, fixed)
         assert len(d.smtp.messages) == 3
+
+        # Item 5: list mail that matched no case lands in one unsorted thread, and !open
+        # makes it a case.
+        for n in (1, 2):
+            d.append_mail(
+                report(subject=f"List report {n}", body=ENGLISH_BODY).replace(
+                    b"Subject:", b"List-Id: <security.haaksbergen.example>\nSubject:", 1
+                )
+            )
+        first = await d.team.wait_for_message(
+            d.room_id, lambda m: "List report 1" in m.body and UNSORTED_TITLE in m.body, timeout=60
+        )
+        second = await d.team.wait_for_message(
+            d.room_id, lambda m: "List report 2" in m.body, timeout=60
+        )
+        assert first.thread_root is None and second.thread_root == first.event_id
+        mail_id = re.search(r"!open (\d+)", second.body).group(1)  # type: ignore[union-attr]
+        await d.team.send(d.room_id, f"!open {mail_id}", thread_root=first.event_id)
+        await wait_root(d.team, d.room_id, "List report 2")
         assert d.team.undecryptable(d.room_id) == []
     finally:
         sam.close()

@@ -3,18 +3,32 @@ real gpg, a real SQLite file, and the thread posts queued in the outbox."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from bot.mailin.intake import IntakeOutcome
-from bot.mailin.intake_posts import NOT_FROM_REPORTER
+from bot.mailin.intake_posts import NOT_FROM_REPORTER, UNSORTED_MAIL
 from bot.mailin.steps.key_trust import KEY_WAITS
 from bot.mailout.sealing import recipient_key
 from bot.pgp.gpg import format_fingerprint
 from storage import reporter_keys
 from tests.harness.reporter_pgp import ReporterGpg
 from tests.integration.sample_mails import ENGLISH_BODY
-from tests.unit.test_mail_intake import NOW, Env, Keys, env, keys, mail  # noqa: F401 - fixtures
+from tests.unit.test_mail_intake import (  # noqa: F401 - fixtures
+    BOT_ADDRESS,
+    NOW,
+    Env,
+    Keys,
+    env,
+    keys,
+    mail,
+)
+from tests.unit.test_sla_commands import MovableClock, Room
+from tests.unit.test_sla_watch import ALICE
+
+RECEIVED = NOW - timedelta(days=2)
 
 # ---- item 6: follow-ups only by the tag form or a reply; anyone else is marked
 
@@ -130,3 +144,58 @@ async def test_a_mailed_key_for_a_digest_address_is_never_pinned_by_mail(
     assert result.case_id is not None
     assert KEY_WAITS in env.thread_text(result.case_id)
     assert await recipient_key(env.pgp, env.db, manager) is None
+
+
+# ---- item 5: nothing from the mailbox is dropped
+
+
+async def test_unmatched_list_mail_is_shown_and_can_become_a_case(env: Env) -> None:  # noqa: F811
+    raw = mail(
+        "[security] SQL injection in the permit form",
+        ENGLISH_BODY,
+        sender="Kim Researcher <kim@else.example>",
+        headers={"List-Id": "<security.haaksbergen.example>", "Precedence": "list"},
+    )
+    result = await env.intake.ingest(raw, source="imap", received_at=RECEIVED)
+    assert result.outcome is IntakeOutcome.UNMATCHED_AUTOMATIC and result.mail_id is not None
+    [shown] = [
+        str(json.loads(str(row[0]))["body"])
+        for row in env.rows("SELECT payload FROM outbox WHERE payload LIKE '%unsorted%'")
+    ]
+    assert f"{UNSORTED_MAIL} {result.mail_id} from kim@else.example" in shown
+    assert "SQL injection in the permit form" in shown
+    assert "It looked automatic: Precedence: list." in shown
+    assert f"!open {result.mail_id}" in shown
+    assert env.rows("SELECT COUNT(*) FROM cases") == [(0,)]
+
+    room = Room(env.db, env.config, MovableClock(NOW))
+    answer = await room.say(f"!open {result.mail_id}")
+    [(case_id, received)] = env.rows("SELECT id, received_at FROM cases")
+    assert answer == f"📂 {ALICE} opened {case_id} from unsorted mail {result.mail_id}."
+    assert datetime.fromisoformat(str(received)) == RECEIVED  # the clock starts at receipt
+    assert "New report" in str(env.posts(str(case_id))[0]["body"])
+    again = await room.say(f"!open {result.mail_id}")
+    assert "is not an unsorted mail" in again
+    assert env.rows("SELECT COUNT(*) FROM cases") == [(1,)]
+
+
+async def test_a_web_form_writing_from_the_security_address_is_a_report(
+    env: Env,  # noqa: F811
+) -> None:
+    form = mail(
+        "Web form: vulnerability report",
+        ENGLISH_BODY,
+        sender=f"Website <{BOT_ADDRESS}>",
+        headers={"Reply-To": "eva@researcher.example"},
+    )
+    result = await env.intake.ingest(form, source="imap")
+    assert result.outcome is IntakeOutcome.NEW_CASE and result.case_id is not None
+    assert env.rows("SELECT reporter_address FROM cases") == [("eva@researcher.example",)]
+    # The bot's own mail carries its header as well as its From address.
+    own = mail(
+        "[CVD-2026-0099] Receipt confirmation",
+        "Thank you",
+        sender=BOT_ADDRESS,
+        headers={"X-CVDBot": "ack"},
+    )
+    assert (await env.intake.ingest(own, source="imap")).outcome is IntakeOutcome.OWN_MAIL

@@ -278,7 +278,12 @@ async def test_bounce_of_our_mail_finds_its_case(env: Env) -> None:
 
 
 async def test_the_bots_own_mail_never_opens_a_case(env: Env) -> None:
-    own = mail("[CVD-2026-0099] Receipt confirmation", "Thank you", sender=BOT_ADDRESS)
+    own = mail(
+        "[CVD-2026-0099] Receipt confirmation",
+        "Thank you",
+        sender=BOT_ADDRESS,
+        headers={"X-CVDBot": "ack"},
+    )
     result = await env.intake.ingest(own, source="imap")
     assert result.outcome is IntakeOutcome.OWN_MAIL and result.case_id is None
     with sqlite3.connect(env.path) as conn:

@@ -22,8 +22,10 @@ class Route(StrEnum):
 
 
 def is_own_sender(parsed: ParsedMail, own_address: str) -> bool:
-    """Sent from the bot's own address: checked before gpg, so its keys are never imported."""
-    return parsed.from_address is not None and parsed.from_address == own_address
+    """Sent by the bot itself: its From address and the header it sets (From alone is any
+    web form that writes in the security address's name). Checked before gpg, so keys in
+    the bot's own mail are never imported; its Message-IDs are checked in `classify`."""
+    return parsed.bot_header and parsed.from_address == own_address
 
 
 async def classify(

@@ -27,7 +27,7 @@ class IntakeSetup:
 
     config: Config
     calendar: WorkingCalendar
-    pgp: Pgp
+    pgp: Pgp | None  # None for `!open`, which never runs gpg
     clock: Clock
 
     @property

@@ -93,12 +93,16 @@ def whose_report(mail: IncomingMail) -> Report:
 
 
 async def open_case(
-    conn: aiosqlite.Connection, setup: IntakeSetup, mail: IncomingMail
+    conn: aiosqlite.Connection,
+    setup: IntakeSetup,
+    mail: IncomingMail,
+    stored_mail_id: int | None = None,
 ) -> OpenedCase:
-    """Store the mail as a new case's report, with everything intake learnt about it."""
+    """Store the mail as a new case's report, with everything intake learnt about it.
+    `stored_mail_id`: the mail is stored already (an unsorted mail that `!open` opens)."""
     now = setup.clock.now()
     report = whose_report(mail)
-    case, mail_id = await create_case(conn, setup, mail, report, now)
+    case, mail_id = await create_case(conn, setup, mail, report, now, stored_mail_id)
     evidence = await record_intake_check(conn, setup, mail, case.id, report)
     related = await record_targets(conn, setup, mail, case.id, report, mail_id)
     await record_opening(conn, mail, case.id, mail_id, evidence, related, now)
@@ -113,6 +117,7 @@ async def create_case(
     mail: IncomingMail,
     report: Report,
     now: datetime,
+    stored_mail_id: int | None = None,
 ) -> tuple[Case, int]:
     """A new case ID, the deadlines counted from receipt, the mail stored as its report."""
     policy = setup.config.policy
@@ -122,7 +127,10 @@ async def create_case(
     case_id, seq = await cases.allocate_case_id(conn, year)
     language = detect_language(report.text, default=policy.default_language)
     deadlines = case_deadlines(setup.calendar, received, promise_days(policy))
-    mail_id = await store_mail(conn, setup, mail, case_id=None, language=language)
+    if stored_mail_id is None:
+        mail_id = await store_mail(conn, setup, mail, case_id=None, language=language)
+    else:
+        mail_id = stored_mail_id
     case = Case(
         id=case_id,
         state=CaseState.NEW,

@@ -57,4 +57,6 @@ async def store_mail(
         is_automatic=parsed.is_automatic,
         problems=mail.notes,
         thread_ids=mail.thread_ids,
+        received_at=(mail.received_at or setup.clock.now()).isoformat(),
+        automatic_reason=parsed.automatic_reason,
     )
