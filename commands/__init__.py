@@ -3,7 +3,18 @@
 `!help` and the README's table list the commands in this order.
 """
 
-from commands import case, deadlines, help, mail, outcomes, promises, retention, working
+from commands import (
+    case,
+    deadlines,
+    help,
+    keys,
+    mail,
+    outcomes,
+    promises,
+    retention,
+    unsorted,
+    working,
+)
 from commands.registry import Registry
 
 GROUPS = [
@@ -15,6 +26,8 @@ GROUPS = [
     outcomes.group,
     retention.group,
     promises.group,
+    keys.group,
+    unsorted.group,
 ]
 
 

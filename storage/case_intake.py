@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 
 import aiosqlite
 
@@ -128,32 +127,6 @@ async def related_open_cases(
                 if row[1] not in shared:
                     shared.append(str(row[1]))
     return [RelatedCase(case, tuple(values)) for case, values in found.items()]
-
-
-async def remember_reporter_key(
-    conn: aiosqlite.Connection,
-    *,
-    address: str,
-    fingerprint: str,
-    mail_id: int | None,
-    case_id: str | None,
-    at: datetime,
-) -> bool:
-    """Remember `fingerprint` as a key of `address`; False when it was known already."""
-    cur = await conn.execute(
-        "INSERT INTO reporter_keys (address, fingerprint, mail_id, case_id, imported_at)"
-        " VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING",
-        (address, fingerprint, mail_id, case_id, at.isoformat()),
-    )
-    return cur.rowcount == 1
-
-
-async def reporter_key_fingerprints(conn: aiosqlite.Connection, address: str) -> list[str]:
-    async with conn.execute(
-        "SELECT fingerprint FROM reporter_keys WHERE address = ? ORDER BY imported_at",
-        (address,),
-    ) as cur:
-        return [str(row[0]) for row in await cur.fetchall()]
 
 
 async def targets_of(conn: aiosqlite.Connection, case_id: str) -> tuple[list[str], list[str]]:

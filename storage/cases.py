@@ -13,6 +13,7 @@ from bot.policy.promises import PROMISES
 
 _DATETIME_FIELDS = {
     "received_at",
+    "imported_at",
     *(promise.due_field for promise in PROMISES),
     *(promise.done_field for promise in PROMISES),
     "outcome_at",
@@ -115,3 +116,12 @@ async def set_thread_events(
         await conn.execute(
             "UPDATE cases SET thread_last_event_id = ? WHERE id = ?", (last, case_id)
         )
+
+
+async def case_ids_of_reporter(conn: aiosqlite.Connection, address: str) -> list[str]:
+    """Every case whose reporter is `address`, oldest first."""
+    async with conn.execute(
+        "SELECT id FROM cases WHERE lower(reporter_address) = ? ORDER BY year, seq",
+        (address.lower(),),
+    ) as cur:
+        return [str(row[0]) for row in await cur.fetchall()]

@@ -77,11 +77,13 @@ async def insert_mail(
     is_automatic: bool = False,
     problems: list[str] | None = None,
     thread_ids: list[str] | None = None,
+    received_at: str | None = None,
+    automatic_reason: str | None = None,
 ) -> int:
     cur = await conn.execute(
         "INSERT INTO mails (direction, message_id, case_id, source, raw, subject, from_address,"
         " to_address, sent_date, stored_at, language, is_automatic, problems,"
-        " thread_ids) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " thread_ids, received_at, automatic_reason) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (
             direction,
             message_id,
@@ -97,6 +99,8 @@ async def insert_mail(
             int(is_automatic),
             json.dumps(problems or []),
             json.dumps(thread_ids or []),
+            received_at,
+            automatic_reason,
         ),
     )
     assert cur.lastrowid is not None
@@ -202,3 +206,24 @@ async def latest_from(conn: aiosqlite.Connection, case_id: str, address: str) ->
     ) as cur:
         row = await cur.fetchone()
     return StoredMail(*row) if row else None
+
+
+@dataclass(frozen=True)
+class UnsortedMail:
+    """An incoming mail filed under no case (automatic or list mail that matched none)."""
+
+    id: int
+    source: str
+    raw: bytes
+    received_at: str
+
+
+async def unsorted_mail(conn: aiosqlite.Connection, mail_id: int) -> UnsortedMail | None:
+    """The incoming mail `mail_id` if it belongs to no case yet (what `!open` may open)."""
+    async with conn.execute(
+        "SELECT id, source, raw, coalesce(received_at, stored_at) FROM mails"
+        " WHERE id = ? AND direction = 'in' AND case_id IS NULL",
+        (mail_id,),
+    ) as cur:
+        row = await cur.fetchone()
+    return UnsortedMail(int(row[0]), str(row[1]), bytes(row[2]), str(row[3])) if row else None

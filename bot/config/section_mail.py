@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator
 
 from bot.config.fields import FROZEN, EmailAddress, Host, Port, Security, Text, check_security
@@ -18,6 +20,9 @@ class ImapConfig(BaseModel):
     username: Text
     password: SecretStr
     folder: Text = "INBOX"
+    # Where a first start (no stored position for the folder) begins: "now" takes only mail
+    # that arrives from then on; "all" imports the backlog, its cases marked imported.
+    start_at: Literal["now", "all"] = "now"
 
     @field_validator("security")
     @classmethod

@@ -89,6 +89,21 @@ def find_case_ids(subject: str) -> list[str]:
     return found
 
 
+#: Set on every mail the bot sends (reporter mail, the digest): with the bot's From address
+#: it marks the bot's own mail come back. From alone does not: a web form may send a report
+#: From the security address with Reply-To set to the reporter.
+BOT_HEADER = "X-CVDBot"
+
+# The tag the bot's own mail carries in its subject: the only case-ID form that matches a
+# follow-up (a bare ID is a mention, e.g. "Bypass of the fix for CVD-2026-0003").
+CASE_TAG_RE: re.Pattern[str] = re.compile(r"\[\s*(CVD-[0-9]{4}-[0-9]{4,})\s*\]", re.IGNORECASE)
+
+
+def find_case_tags(subject: str) -> list[str]:
+    """Case ids in the tag form ``[CVD-YYYY-NNNN]`` in a subject, upper-cased, no repeats."""
+    return list(dict.fromkeys(match.upper() for match in CASE_TAG_RE.findall(subject)))
+
+
 def raw_items(msg: Message) -> list[tuple[str, str]]:
     """The header fields as they were in the mail (values may hold surrogate escapes)."""
 

@@ -148,7 +148,20 @@ class ImapSource:
         imap.protocol.exists_seen.clear()
         async with self._db.transaction() as conn:
             position = await sync_state.imap_position(conn, folder)
+            backlog = await sync_state.get_value(conn, f"imap_backlog:{folder}")
         last_uid = 0
+        if position is None:
+            top = await _highest_uid(imap)
+            async with self._db.transaction() as conn:
+                if self._config.start_at == "now":
+                    # First start: the mail already there is history, not new reports.
+                    await sync_state.set_imap_position(conn, folder, uidvalidity, top)
+                    log.info("first start on %s: taking mail after UID %d only", folder, top)
+                    return
+                backlog = str(top)
+                await sync_state.set_value(conn, f"imap_backlog:{folder}", backlog)
+                log.info("first start on %s: importing the backlog up to UID %d", folder, top)
+        backlog_top = int(backlog) if backlog else 0
         if position is not None:
             stored_validity, last_uid = position
             if stored_validity != uidvalidity:
@@ -169,7 +182,9 @@ class ImapSource:
                 log.warning("IMAP UID %s returned no message body; skipped", uid)
             else:
                 try:
-                    await self._intake.ingest(raw, source="imap", received_at=received)
+                    await self._intake.ingest(
+                        raw, source="imap", received_at=received, imported=uid <= backlog_top
+                    )
                 except NotAMailError as exc:
                     # Still in the mailbox for a human to look at; nothing to open a case on.
                     log.warning("IMAP UID %s is not a mail message (%s); left in place", uid, exc)
@@ -203,6 +218,12 @@ async def probe_mailbox(config: ImapConfig) -> str:
             await asyncio.wait_for(imap.logout(), 5)
         except (OSError, TimeoutError, aioimaplib.Abort):
             pass
+
+
+async def _highest_uid(imap: _Imap) -> int:
+    """The highest UID in the selected folder now (0 when it is empty)."""
+    search = _ok(await imap.uid_search("ALL", charset=None), "search")
+    return max((uid for line in search.lines[:-1] for uid in _ints(line)), default=0)
 
 
 async def _starttls(imap: _Imap, host: str) -> None:

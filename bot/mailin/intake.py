@@ -26,7 +26,7 @@ from bot.config import Config
 from bot.failpoints import Failpoints
 from bot.mailin.parse import parse_mail
 from bot.mailin.steps.classify import Route, classify, is_own_sender
-from bot.mailin.steps.follow_up import automatic, follow_up
+from bot.mailin.steps.follow_up import automatic, follow_up, unsorted
 from bot.mailin.steps.incoming import IncomingMail, IntakeSetup
 from bot.mailin.steps.open_case import open_case, queue_new_case_posts
 from bot.mailin.steps.store import store_mail
@@ -45,7 +45,7 @@ class IntakeOutcome(StrEnum):
     FOLLOW_UP = "follow_up"
     AUTOMATIC = "automatic"  # an auto-reply or bounce posted quietly into its case
     DUPLICATE = "duplicate"
-    UNMATCHED_AUTOMATIC = "unmatched_automatic"  # stored and logged, no case
+    UNMATCHED_AUTOMATIC = "unmatched_automatic"  # no case: posted in the unsorted thread
     OWN_MAIL = "own_mail"  # the bot's own mail come back: stored, never a case
 
 
@@ -73,16 +73,23 @@ class MailIntake:
     ) -> None:
         self._db = db
         self._setup = IntakeSetup(config, calendar, pgp, clock)
+        self._pgp = pgp
         self._failpoints = failpoints
         self.on_stored: Callable[[], None] = lambda: None
 
     async def ingest(
-        self, raw: bytes, *, source: str, received_at: datetime | None = None
+        self,
+        raw: bytes,
+        *,
+        source: str,
+        received_at: datetime | None = None,
+        imported: bool = False,
     ) -> IntakeResult:
         """Store one mail and everything it causes. Raises NotAMailError for non-mail input.
 
         `received_at` is when the mailbox got the mail (IMAP INTERNALDATE): the policy's
-        clock starts then, even when the bot reads it later. Default: now.
+        clock starts then, even when the bot reads it later. Default: now. `imported`: the
+        mail is part of the folder's backlog read on a first start (imap.start_at: all).
         """
         parsed = parse_mail(raw)
         # Checked before the gpg work too: IMAP re-reads after a restart are common.
@@ -91,8 +98,9 @@ class MailIntake:
         if duplicate is not None:
             return duplicate
         mail = IncomingMail.parsed_from(raw, parsed, source=source, received_at=received_at)
+        mail.imported = imported
         own_sender = is_own_sender(parsed, self._setup.own_address)
-        await unwrap(self._setup.pgp, mail, examine=not (parsed.is_automatic or own_sender))
+        await unwrap(self._pgp, mail, examine=not (parsed.is_automatic or own_sender))
         async with self._db.transaction() as conn:
             duplicate = await _duplicate(conn, parsed.message_id)
             if duplicate is not None:
@@ -114,8 +122,9 @@ class MailIntake:
             await queue_new_case_posts(conn, setup, mail, opened)
             return IntakeResult(IntakeOutcome.NEW_CASE, opened.case.id, opened.mail_id)
         if route is Route.UNMATCHED_AUTOMATIC:
-            mail_id = await store_mail(conn, setup, mail, None)
-            log.info("automatic mail %s (%s) matched no case; stored only", mail_id, reason)
+            mail_id = await unsorted(conn, setup, mail)
+            # The subject and sender are report content: the room may show them, logs not.
+            log.info("automatic mail %s matched no case; posted as unsorted", mail_id)
             return IntakeResult(IntakeOutcome.UNMATCHED_AUTOMATIC, None, mail_id, reason)
         if route is Route.OWN_MAIL:
             mail_id = await store_mail(conn, setup, mail, case_id)

@@ -53,6 +53,12 @@ RELATED_TO = "possibly related to"
 AUTOMATIC_MAIL = "Automatic mail"
 QUOTED_HIDDEN = "quoted history hidden"
 NOT_FROM_REPORTER = "Not from the case's reporter"
+UNSORTED_MAIL = "Unsorted mail"
+#: How far a good signature is trusted (trust on first use, bot/mailin/steps/key_trust.py):
+#: never a bare "good signature".
+SIGNED_BY_PINNED_KEY = "good signature by a key pinned on"
+SIGNED_BY_KEY_WITH_MAIL = "good signature by a key that came with this mail (not yet trusted)"
+SIGNED_BY_UNPINNED_KEY = "good signature by a key that is not pinned for the sender (not trusted)"
 
 # A Matrix event may be at most 64 KiB, and end-to-end encryption makes the content about a
 # third larger (base64), JSON escaping non-ASCII text six bytes a character. Text beyond this
@@ -67,8 +73,9 @@ def _uid_address(uid: str) -> str | None:
     return found[0] if len(found) == 1 else None
 
 
-def signature_line(info: SignatureInfo, sender: str | None) -> str:
-    """One line for the root or a follow-up: the verdict in SIGNATURE_WORDS' terms."""
+def signature_line(info: SignatureInfo, sender: str | None, trust: str | None = None) -> str:
+    """One line for the root or a follow-up: the verdict in SIGNATURE_WORDS' terms; for a
+    good signature `trust` says whose key made it (default: not pinned, not trusted)."""
     words = SIGNATURE_WORDS.get(info.status, SIGNATURE_WORDS["error"])
     if info.fingerprint:
         ident = f"fingerprint {format_fingerprint(info.fingerprint)}"
@@ -78,7 +85,8 @@ def signature_line(info: SignatureInfo, sender: str | None) -> str:
         ident = "no key ID"
     who = " ".join((info.signer or "").split()) or None
     if info.status == "good":
-        line = f"✍️ Signature: {words} by {who or 'a key without a user ID'} ({ident})"
+        trusted = trust or SIGNED_BY_UNPINNED_KEY
+        line = f"✍️ Signature: {trusted}: {who or 'a key without a user ID'} ({ident})"
         signer = _uid_address(who or "")
         if sender and signer and signer != sender:
             line += f"; the key's user ID is not the sender's address {sender}"

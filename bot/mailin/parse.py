@@ -19,11 +19,13 @@ from pydantic import BaseModel, Field
 
 from bot.mailin.decoding import clean_body, decode_text, fix_surrogates, one_line
 from bot.mailin.header_fields import (
+    BOT_HEADER,
     CASE_ID_RE,
     addresses,
     automatic_reason,
     extract_message_ids,
     find_case_ids,
+    find_case_tags,
     header_text,
     normalise_message_id,
     parse_date,
@@ -49,6 +51,7 @@ __all__ = [
     "attachment_payloads",
     "extract_message_ids",
     "find_case_ids",
+    "find_case_tags",
     "normalise_message_id",
     "parse_mail",
     "parse_message",
@@ -131,6 +134,7 @@ class ParsedMail(BaseModel):
     auto_submitted: str | None = None
     is_automatic: bool = False
     automatic_reason: str | None = None
+    bot_header: bool = False  # carries the header the bot sets on its own mail
     problems: list[str] = Field(default_factory=list)
     size: int = 0
 
@@ -214,6 +218,7 @@ def _parse(msg: Message, raw_size: int, raw: bytes | None, problems: list[str]) 
         auto_submitted=auto_submitted,
         is_automatic=reason is not None,
         automatic_reason=reason,
+        bot_header=raw_header(msg, BOT_HEADER) is not None,
         problems=[one_line(problem) for problem in _dedupe(problems)],
         size=raw_size,
     )

@@ -14,12 +14,14 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime
+from email.headerregistry import Address
 from email.message import EmailMessage
 from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo
 
 import jinja2
 
+from bot.mailin.header_fields import BOT_HEADER
 from bot.policy.lifecycle import REJECT_REASONS
 from bot.text import shorten
 
@@ -36,6 +38,7 @@ __all__ = [
     "clean_line",
     "clean_report_subject",
     "clean_text",
+    "fixed_subject",
     "format_date",
     "format_datetime",
     "new_message_id",
@@ -326,6 +329,17 @@ def render_reporter_mail(
     return f"[{ctx.case_id}] {subject_line}", _tidy_body(body)
 
 
+def fixed_subject(kind: MailKind, language: MailLanguage, case_id: str) -> str:
+    """``[CVD-YYYY-NNNN] `` plus the kind's fixed phrase ("Receipt confirmation"): the
+    subject that may travel in clear when the report's own subject must not
+    (bot/mailout/sealing.py, `outer_subject`)."""
+    if not _CASE_ID_RE.match(case_id):
+        raise ValueError(f"not a case ID: {case_id!r}")
+    template = _environment().get_template(template_name(kind, language))
+    phrase = clean_line("".join(template.blocks["outer_subject"](template.new_context({}))))
+    return f"[{case_id}] {phrase}"
+
+
 # ----------------------------------------------------------------------------------------
 # The message
 # ----------------------------------------------------------------------------------------
@@ -374,7 +388,13 @@ def build_reporter_mail(
     chain = _message_ids([*references, *parent])
 
     message = EmailMessage(policy=email.policy.default)
-    message["From"] = _single_line_header(from_address, "From")
+    # The organisation's name as display name: a reporter's client shows who wrote, not a
+    # bare address.
+    organisation = clean_line(ctx.organisation or "") or DEFAULT_ORGANISATION[language]
+    name, address = email.utils.parseaddr(_single_line_header(from_address, "From"))
+    if "@" not in address:
+        raise ValueError(f"not a From address: {from_address!r}")
+    message["From"] = Address(name or organisation, addr_spec=address)
     message["To"] = _single_line_header(to_address, "To")
     message["Subject"] = subject
     message["Date"] = email.utils.format_datetime(date)
@@ -385,6 +405,7 @@ def build_reporter_mail(
         message["References"] = " ".join(chain)
     # RFC 3834: tells vacation responders and ticket systems not to answer automatically.
     message["Auto-Submitted"] = "auto-replied"
+    message[BOT_HEADER] = kind
     message.set_content(body, subtype="plain", charset="utf-8", cte="quoted-printable")
     # After set_content: it drops every Content-* header that was there before.
     message["Content-Language"] = language

@@ -25,11 +25,13 @@ from bot.mailout.compose import (
     MailKind,
     ReporterMailContext,
     build_reporter_mail,
+    fixed_subject,
     new_message_id,
 )
+from bot.mailout.sealing import outer_subject
 from bot.outbox import payloads
 from bot.policy.lifecycle import Case
-from storage import mails
+from storage import case_intake, mails
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +118,13 @@ class ReporterMailer:
             message_id=message_id,
             date=now,
         )
+        # A report that came encrypted keeps its subject out of every relay's sight.
+        intake = await case_intake.get_case_intake(conn, case.id)
+        hidden = outer_subject(
+            str(message["Subject"]),
+            fixed_subject(kind, language, case.id),
+            confidential=intake is not None and intake.encryption != "none",
+        )
         raw = message.as_bytes(policy=policy.SMTP)
         await mails.insert_mail(
             conn,
@@ -139,6 +148,7 @@ class ReporterMailer:
             to_address=case.reporter_address,
             message_id=message_id,
             composed=ComposedMail.of(message),
+            hidden_subject=hidden,
         )
         await payloads.enqueue(conn, mail, idem_key=idem_key, case_id=case.id, now=now)
         return QueuedMail(f"The {label} mail to the reporter is queued.", True)

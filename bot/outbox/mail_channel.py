@@ -51,8 +51,8 @@ class MailHandler:
         message = mail.composed.to_message()
         try:
             # A mail bound to a key (the IBD's) is encrypted to it or not sent at all.
-            key = mail.encrypt_to or await recipient_key(self._pgp, mail.to_address)
-            sealed = await seal(self._pgp, message, key)
+            key = mail.encrypt_to or await recipient_key(self._pgp, self._db, mail.to_address)
+            sealed = await seal(self._pgp, message, key, hidden_subject=mail.hidden_subject)
         except PgpError as exc:
             # Retried: a gpg-agent that was slow or restarting is the usual cause.
             raise DeliveryError(f"the mail could not be signed: {exc}", retryable=True) from exc

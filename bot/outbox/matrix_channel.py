@@ -23,13 +23,22 @@ from bot.outbox.payloads import (
     RoomPost,
     RootPost,
     ThreadPost,
+    UnsortedPost,
 )
 from bot.outbox.worker import DeliveryError
-from storage import cases
+from storage import cases, sync_state
 from storage.db import Database
 from storage.outbox import OutboxItem
 
 log = logging.getLogger(__name__)
+
+# Where the "unsorted" thread is: its first event, and its latest (sync_state keys).
+UNSORTED_ROOT = "unsorted_thread_root"
+UNSORTED_LAST = "unsorted_thread_last"
+UNSORTED_TITLE = (
+    "📥 Unsorted mail: automatic or list mail that matched no case. Each one is posted in "
+    "this thread; !open <mail-id> turns one into a case."
+)
 
 # With the back-off of retry_delay, about ten minutes of trying before an attachment is
 # given up.
@@ -77,6 +86,16 @@ class MatrixHandler:
                 if case.thread_root_event_id is None:
                     raise DeliveryError("the case thread is not posted yet", retryable=True)
                 thread_root, last = case.thread_root_event_id, case.thread_last_event_id
+        elif isinstance(payload, UnsortedPost):
+            room_id = self._config.matrix.case_room
+            async with self._db.transaction() as conn:
+                thread_root = await sync_state.get_value(conn, UNSORTED_ROOT)
+                last = await sync_state.get_value(conn, UNSORTED_LAST)
+            if thread_root is None:
+                payload = UnsortedPost(
+                    f"{UNSORTED_TITLE}\n\n{payload.body}",
+                    f"<p><strong>{UNSORTED_TITLE}</strong></p>{payload.html}",
+                )
         elif isinstance(payload, RoomPost | ImagePost):
             room_id = payload.room_id
             thread_root = payload.thread_root if isinstance(payload, RoomPost) else None
@@ -90,8 +109,8 @@ class MatrixHandler:
             return await self._send_media(room_id, item, payload, thread_root, last)
         if isinstance(payload, FilePost):
             return await self._send_file(room_id, item, payload, thread_root, last)
-        reply_to = None if isinstance(payload, RootPost) else payload.reply_to
-        mentions = [] if isinstance(payload, RootPost) else list(payload.mentions)
+        reply_to = None if isinstance(payload, RootPost | UnsortedPost) else payload.reply_to
+        mentions = [] if isinstance(payload, RootPost | UnsortedPost) else list(payload.mentions)
         content = message_content(
             payload.body,
             payload.html,
@@ -108,7 +127,7 @@ class MatrixHandler:
     def _for_unencrypted_room(
         self,
         room_id: str,
-        payload: RootPost | ThreadPost | MediaPost | RoomPost | ImagePost | FilePost,
+        payload: RootPost | ThreadPost | MediaPost | RoomPost | ImagePost | FilePost | UnsortedPost,
     ) -> RoomPost:
         """Posts for digest_room carry a variant without report content (deadline warnings,
         the digest) that may go into a joined room that is not end-to-end encrypted; a
@@ -219,6 +238,10 @@ class MatrixHandler:
         result: str,
         now: datetime,
     ) -> None:
+        if isinstance(payload, UnsortedPost):
+            if await sync_state.get_value(conn, UNSORTED_ROOT) is None:
+                await sync_state.set_value(conn, UNSORTED_ROOT, result)
+            await sync_state.set_value(conn, UNSORTED_LAST, result)
         if item.case_id is not None and isinstance(
             payload, RootPost | ThreadPost | MediaPost | FilePost
         ):

@@ -131,6 +131,9 @@ class Mail:
     sealed: Sealed | None = None
     # The fingerprint the mail must be encrypted to (the IBD's key): never sent signed only.
     encrypt_to: str | None = None
+    # The Subject outside the encryption, when the real one must not travel in clear
+    # (bot/mailout/sealing.py, outer_subject); None: the real one.
+    hidden_subject: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in MAIL_KINDS:
@@ -139,10 +142,21 @@ class Mail:
             raise PayloadError("a mail is queued either unsealed or sealed")
 
     def with_sealed(self, sealed: Sealed) -> Mail:
-        return replace(self, composed=None, sealed=sealed)
+        return replace(self, composed=None, sealed=sealed, hidden_subject=None)
 
 
-MatrixPayload = RootPost | ThreadPost | RoomPost | MediaPost | ImagePost | Redaction | FilePost
+@dataclass(frozen=True)
+class UnsortedPost:
+    """A mail that matched no case and looked automatic, in the one "unsorted" thread of
+    case_room: the first such post starts that thread, every later one joins it."""
+
+    body: str
+    html: str
+
+
+MatrixPayload = (
+    RootPost | ThreadPost | RoomPost | MediaPost | ImagePost | Redaction | FilePost | UnsortedPost
+)
 Payload = MatrixPayload | Mail
 
 
@@ -204,6 +218,8 @@ def to_json(payload: Payload) -> dict[str, Any]:
             if unencrypted is not None:
                 data["unencrypted"] = {"body": unencrypted.body, "html": unencrypted.html}
             return data
+        case UnsortedPost(body, html):
+            return {"kind": "unsorted", "body": body, "html": html}
         case MediaPost():
             return {
                 "kind": "media",
@@ -260,6 +276,8 @@ def to_json(payload: Payload) -> dict[str, Any]:
                     "headers": [list(header) for header in payload.composed.headers],
                     "body": payload.composed.body,
                 }
+                if payload.hidden_subject is not None:
+                    data["hidden_subject"] = payload.hidden_subject
             if payload.encrypt_to is not None:
                 data["encrypt_to"] = payload.encrypt_to
             return data
@@ -361,6 +379,8 @@ def from_json(data: object) -> Payload:
             mentions=f.texts("mentions"),
             unencrypted=f.variant("unencrypted"),
         )
+    if kind == "unsorted":
+        return UnsortedPost(f.text("body"), f.text("html"))
     if kind == "media":
         return MediaPost(
             mail_id=f.number("mail_id"),
@@ -402,6 +422,7 @@ def from_json(data: object) -> Payload:
             composed=None if sealed is not None else f.composed("unsealed"),
             sealed=sealed,
             encrypt_to=f.optional_text("encrypt_to"),
+            hidden_subject=f.text("hidden_subject") if f.has("hidden_subject") else None,
         )
     raise PayloadError(f"unknown payload kind {kind!r}")
 

@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import tempfile
+from collections.abc import Collection
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -249,17 +250,24 @@ class Pgp:
             raise PgpError(f"gpg could not delete the key: {result}")
         return True
 
-    def key_for_address(self, address: str) -> str | None:
+    def key_for_address(
+        self, address: str, *, pinned: str | None = None, exclude: Collection[str] = ()
+    ) -> str | None:
         """Fingerprint of a usable encryption key with a valid user id for ``address``.
 
-        Expired, revoked, disabled and invalid keys and user ids do not count. With several
-        candidates the most recently created key wins (a reporter's newest key).
+        Expired, revoked, disabled and invalid keys and user ids do not count. With
+        ``pinned`` only that key counts; keys in ``exclude`` never do. Otherwise, with several
+        candidates the most recently created key wins.
         """
         wanted = address.strip().lower()
         if not wanted:
             return None
         best: tuple[int, str] | None = None
         for key in self._gpg.list_keys():
+            if pinned is not None and str(key.get("fingerprint")) != pinned:
+                continue
+            if str(key.get("fingerprint")) in exclude:
+                continue
             if not any(uid_email(from_gpg_text(u)) == wanted for u in key.get("uids", [])):
                 continue
             if not key_usable_for_encryption(key):
@@ -385,13 +393,14 @@ class Pgp:
         recipient_fingerprints: list[str],
         *,
         sign: bool = True,
-        hide_subject: bool = False,
+        hide_subject: bool | str = False,
     ) -> EmailMessage:
         """Wrap ``msg`` in an RFC 3156 multipart/encrypted for the recipients and the bot.
 
         The bot's own key is always a recipient, so the team can read its sent mail from the
         store. With ``sign`` the bot signs inside the encryption (RFC 3156 6.2, one pass).
-        The outer Subject stays visible (it carries the case tag) unless ``hide_subject``.
+        The outer Subject stays visible (it carries the case tag) unless ``hide_subject``:
+        then it is "...", or the text given; the real one travels in the protected headers.
         """
         if not recipient_fingerprints:
             raise PgpError("no recipient keys to encrypt to")

@@ -89,7 +89,7 @@ def signed_message(
     return outer
 
 
-def encrypted_message(msg: EmailMessage, armored: str, *, hide_subject: bool) -> EmailMessage:
+def encrypted_message(msg: EmailMessage, armored: str, *, hide_subject: bool | str) -> EmailMessage:
     """``msg``'s envelope around gpg's ``armored`` ciphertext, as multipart/encrypted."""
     boundary = _new_boundary(b"")
     outer = _envelope(msg, hide_subject=hide_subject)
@@ -138,8 +138,9 @@ def protected_body(msg: EmailMessage) -> EmailMessage:
     return inner
 
 
-def _envelope(msg: EmailMessage, *, hide_subject: bool) -> EmailMessage:
-    """A new message with the envelope (non-Content-*) headers of ``msg``, in order."""
+def _envelope(msg: EmailMessage, *, hide_subject: bool | str) -> EmailMessage:
+    """A new message with the envelope (non-Content-*) headers of ``msg``, in order; with
+    ``hide_subject`` the Subject is "..." or the text given instead of the real one."""
     outer = EmailMessage(policy=policy.default)
     for name, value in msg.items():
         lname = name.lower()
@@ -149,7 +150,7 @@ def _envelope(msg: EmailMessage, *, hide_subject: bool) -> EmailMessage:
             continue
         outer[name] = value
     if hide_subject:
-        outer["Subject"] = "..."
+        outer["Subject"] = hide_subject if isinstance(hide_subject, str) else "..."
     outer["MIME-Version"] = "1.0"
     return outer
 

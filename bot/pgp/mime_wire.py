@@ -10,14 +10,49 @@ import io
 import re
 from email import policy
 from email.generator import BytesGenerator
+from email.header import Header
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 
 from bot.pgp.verdicts import PgpError
 
+
+class _WirePolicy(policy.EmailPolicy):
+    """policy.SMTP, except that a Subject is folded with its first words on the Subject line.
+
+    The standard folder sometimes breaks a long subject right after "Subject:" (a subject
+    with quotes or brackets), and some mail readers then show it with a leading space.
+    """
+
+    def fold(self, name: str, value: str) -> str:
+        if name.lower() == "subject":
+            return _fold_subject(name, str(value), self)
+        return super().fold(name, value)
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        if name.lower() == "subject":
+            return _fold_subject(name, str(value), self).encode("ascii")
+        return super().fold_binary(name, value)
+
+
+def _fold_subject(name: str, value: str, pol: policy.EmailPolicy) -> str:
+    words = value.split()
+    # The leading ASCII words (the case tag) stay readable; the rest is encoded if it must be.
+    plain = 0
+    while plain < len(words) and words[plain].isascii():
+        plain += 1
+    header = Header(header_name=name, maxlinelen=pol.max_line_length or 78)
+    if plain:
+        header.append(" ".join(words[:plain]), "us-ascii")
+    if plain < len(words):
+        header.append(" ".join(words[plain:]), "utf-8")
+    folded = header.encode(linesep=pol.linesep)
+    return f"{name}: {folded}{pol.linesep}"
+
+
 # Outgoing messages are serialised exactly like this before signing, so the signed bytes are
 # the transmitted bytes: CRLF line endings, RFC 2047 encoded headers, lines of at most 78.
-WIRE = policy.SMTP
+WIRE = _WirePolicy(linesep="\r\n")
 # Re-serialising a parsed message to recover signed bytes (when no raw bytes were given):
 # never refold a header that came from the source, since refolding changes the bytes.
 REGEN = policy.SMTP.clone(refold_source="none")

@@ -135,6 +135,9 @@ class Case:
     delete_after: datetime | None = None
     hold_reason: str | None = None
     data_deleted_at: datetime | None = None
+    # Opened from the mailbox's backlog (imap.start_at: all): warning points that had passed
+    # by then are not warned.
+    imported_at: datetime | None = None
 
     @property
     def reporter_display(self) -> str:

@@ -139,6 +139,8 @@ class SlaWatch:
             for passage in passages(clock, self.points, self._calendar):
                 if (passage.promise, passage.point.name) in warned:
                     continue
+                if case.imported_at is not None and passage.at <= case.imported_at:
+                    continue  # passed before the backlog was imported: history, not news
                 if passage.at <= now:
                     pending.append(passage)
                 else:

@@ -27,11 +27,13 @@ import email.policy
 import email.utils
 import logging
 from datetime import datetime
+from email.headerregistry import Address
 from email.message import EmailMessage
 
 from bot.config import Config
-from bot.mailout.compose import new_message_id
-from bot.mailout.sealing import recipient_key, seal
+from bot.mailin.header_fields import BOT_HEADER
+from bot.mailout.compose import DEFAULT_ORGANISATION, new_message_id
+from bot.mailout.sealing import outer_subject, recipient_key, seal
 from bot.matrix.client import MatrixAdapter
 from bot.matrix.posts import Post, post_to_room
 from bot.outbox import payloads
@@ -153,21 +155,29 @@ class DigestService:
         encrypted, so the key looked up for the text is the key it is sealed with."""
         config = self._config
         tz = self._calendar.tz
-        key = await recipient_key(self._pgp, address)
+        key = await recipient_key(self._pgp, self._db, address)
         text = render_text(digest, tz, config.matrix.case_room, with_content=key is not None)
         message = EmailMessage(policy=email.policy.default)
-        message["From"] = config.smtp.from_address
+        message["From"] = Address(DEFAULT_ORGANISATION["en"], addr_spec=config.smtp.from_address)
         message["To"] = address
         day = digest.moment.astimezone(tz).date().isoformat()
-        message["Subject"] = (
-            f"CVD digest {day}: {digest.open_total} open, {len(digest.overdue)} overdue"
-        )
+        real_subject = f"CVD digest {day}: {digest.open_total} open, {len(digest.overdue)} overdue"
+        message["Subject"] = real_subject
         message["Date"] = email.utils.format_datetime(digest.built_at)
         message_id = new_message_id(config.smtp.from_domain)
         message["Message-ID"] = message_id
         message["Auto-Submitted"] = "auto-generated"
+        message[BOT_HEADER] = "digest"
         message.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
-        sealed = await seal(self._pgp, message, key, unencrypted_why="so without report subjects")
+        # The digest is about reports: the same subject rule as reporter mail.
+        hidden = outer_subject(real_subject, f"CVD digest {day}", confidential=True)
+        sealed = await seal(
+            self._pgp,
+            message,
+            key,
+            unencrypted_why="so without report subjects",
+            hidden_subject=hidden,
+        )
         return payloads.Mail(
             kind="digest",
             label="digest",

@@ -156,6 +156,9 @@ class CvdDeployment:
                 "security": "none",
                 "username": self.mailbox,
                 "password": self.mailbox_password,
+                # Tests append mail right after the bot logs that it is ready, possibly before
+                # its first look at the folder: with "now" that mail would count as history.
+                "start_at": "all",
             },
             "smtp": {
                 "host": "127.0.0.1",

@@ -263,10 +263,13 @@ async def test_digest_numbers_mail_and_print(tmp_path: Path, smtp: SmtpServer) -
         mails = {m.rcpt_tos[0]: m for m in await smtp.wait_for_async(2, timeout=30)}
         encrypted = mails[BOSS_MAIL].message
         assert encrypted.get_content_type() == "multipart/encrypted"
-        assert encrypted["Subject"] == "CVD digest 2026-11-05: 4 open, 2 overdue"
+        # Issue 10, item 1: the same subject rule as reporter mail; the counts only inside.
+        assert encrypted["Subject"] == "CVD digest 2026-11-05"
         boss_reader = Pgp(tmp_path / "boss-gnupg", boss_key, "boss-passphrase")
         opened = boss_reader.decrypt_raw(mails[BOSS_MAIL].raw)
         assert opened.decrypted and opened.message is not None
+        assert opened.protected_subject == "CVD digest 2026-11-05: 4 open, 2 overdue"
+        assert mails[CHIEF_MAIL].message["Subject"] == "CVD digest 2026-11-05"
         body = opened.message.get_body(("plain",))
         assert body is not None and body.get_content().replace("\r\n", "\n").strip() == text
         signed = mails[CHIEF_MAIL].message

@@ -100,7 +100,10 @@ async def test_encrypted_report_key_media_then_encrypted_ack_and_ask(
         # The protected subject, the decryption and the signature, on the root.
         root = await wait_root(d.team, d.room_id, "SQL injection in the permit form")
         assert "decrypted with the bot's key" in root.body
-        assert "good signature by Sam Finder <sam@finder.example>" in root.body
+        assert (
+            "good signature by a key that came with this mail (not yet trusted): "
+            "Sam Finder <sam@finder.example>"
+        ) in root.body
         assert format_fingerprint(sam.fingerprint) in root.body
         case = CASE_ID.search(root.body).group(0)  # type: ignore[union-attr]
         await wait_in_thread(d.team, d.room_id, root, "reflected cross-site scripting")

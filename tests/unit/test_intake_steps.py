@@ -130,15 +130,27 @@ async def test_routes(conn: aiosqlite.Connection) -> None:
         Route.UNMATCHED_AUTOMATIC,
         None,
     )
-    assert await route_of(conn, auto + "Subject: Out of office: CVD-2026-0001") == (
+    assert await route_of(conn, auto + "Subject: Out of office: [CVD-2026-0001] x") == (
         Route.AUTOMATIC,
         "CVD-2026-0001",
+    )
+    # Issue 10, item 6: a bare case ID is a mention, not a match; only the tag form is.
+    assert await route_of(conn, person + "Subject: Bypass of CVD-2026-0001") == (
+        Route.NEW_CASE,
+        None,
+    )
+    assert await route_of(conn, auto + "Subject: Out of office: CVD-2026-0001") == (
+        Route.UNMATCHED_AUTOMATIC,
+        None,
     )
 
 
 async def test_own_mail_is_never_a_follow_up(conn: aiosqlite.Connection) -> None:
-    own_from = f"From: {OWN}\nMessage-ID: <r@x>\nSubject: [CVD-2026-0001] Received"
+    own_from = f"From: {OWN}\nX-CVDBot: ack\nMessage-ID: <r@x>\nSubject: [CVD-2026-0001] Received"
     assert await route_of(conn, own_from) == (Route.OWN_MAIL, "CVD-2026-0001")
+    # Issue 10, item 5: From alone is a web form writing in our name, i.e. a person's mail.
+    form = f"From: {OWN}\nMessage-ID: <f@x>\nSubject: [CVD-2026-0001] Received"
+    assert await route_of(conn, form) == (Route.FOLLOW_UP, "CVD-2026-0001")
     # Our own Message-ID come back (e.g. through a list), whoever it claims to be from.
     own_id = "From: list@example.org\nMessage-ID: <sent@gemeente.example>\nSubject: hi"
     assert await route_of(conn, own_id) == (Route.OWN_MAIL, None)

@@ -278,7 +278,12 @@ async def test_bounce_of_our_mail_finds_its_case(env: Env) -> None:
 
 
 async def test_the_bots_own_mail_never_opens_a_case(env: Env) -> None:
-    own = mail("[CVD-2026-0099] Receipt confirmation", "Thank you", sender=BOT_ADDRESS)
+    own = mail(
+        "[CVD-2026-0099] Receipt confirmation",
+        "Thank you",
+        sender=BOT_ADDRESS,
+        headers={"X-CVDBot": "ack"},
+    )
     result = await env.intake.ingest(own, source="imap")
     assert result.outcome is IntakeOutcome.OWN_MAIL and result.case_id is None
     with sqlite3.connect(env.path) as conn:
@@ -383,7 +388,10 @@ async def test_encrypted_signed_report_with_attachment_and_key(env: Env, keys: K
     assert "New report" in text and "Secret: SQL injection" in text
     assert "decrypted with the bot's key" in text
     # The key arrived with the mail, so the signature is checked against it right away.
-    assert "good signature by Sam Finder <sam@finder.example>" in text
+    assert (
+        "good signature by a key that came with this mail (not yet trusted): "
+        "Sam Finder <sam@finder.example>"
+    ) in text
     assert f"{KEY_IMPORTED} for sam@finder.example" in text
     assert env.pgp.key_for_address("sam@finder.example") == sam.fingerprint
     assert env.rows("SELECT address, fingerprint FROM reporter_keys") == [

@@ -23,6 +23,7 @@ from bot.outbox.payloads import (
     RoomPost,
     RootPost,
     ThreadPost,
+    UnsortedPost,
     channel_of,
     decode,
     encode,
@@ -38,6 +39,7 @@ COMPOSED = ComposedMail(
 EXAMPLES: list[Payload] = [
     RootPost("🆕 CVD-2026-0001", "<p>🆕 CVD-2026-0001</p>"),
     ThreadPost("b", "h"),
+    UnsortedPost("📥 Unsorted mail 7 from a@b: s", "<p>📥 Unsorted mail 7</p>"),
     ThreadPost("b", "h", reply_to="$cmd", mentions=("@alice:example.org",)),
     RoomPost("!r:x", "b", "h"),
     RoomPost(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -21,13 +21,13 @@ from bot.config import Config
 from bot.failpoints import Failpoints
 from bot.mailout.compose import ComposedMail
 from bot.mailout.reporter import ReporterMailer, SmtpDeliveryError
-from bot.mailout.sealing import Sealed
+from bot.mailout.sealing import Sealed, outer_subject
 from bot.outbox.mail_channel import MailHandler
 from bot.outbox.payloads import Mail, Payload, ThreadPost, decode, encode
 from bot.outbox.worker import OutboxWorker
 from bot.pgp.gpg import MIN_S2K_COUNT, Pgp, PgpError
 from bot.policy.lifecycle import Case, CaseState
-from storage import cases, outbox
+from storage import case_intake, cases, outbox
 from storage.db import Database
 from storage.outbox import OutboxItem
 from tests.harness.reporter_pgp import ReporterGpg
@@ -136,6 +136,16 @@ class Env:
             await cases.insert_case(conn, case, 2026, seq, NOW.isoformat())
         return case
 
+    async def came_encrypted(self, case: Case) -> None:
+        """Record, as intake does, that the case's report was PGP-encrypted."""
+        async with self.db.transaction() as conn:
+            await case_intake.record_case_intake(
+                conn,
+                case_intake.CaseIntake(
+                    case.id, None, None, "decrypted", None, None, True, True, True
+                ),
+            )
+
     async def queue_ack(self, case: Case, event_id: str = "$ack") -> str:
         async with self.db.transaction() as conn:
             queued = await ReporterMailer(self.config).enqueue(
@@ -221,9 +231,10 @@ async def test_mail_is_queued_unsealed_sealed_once_and_resent_unchanged(env: Env
     signed = parse(sealed.raw)
     assert signed.get_content_type() == "multipart/signed"
     assert signed["Message-ID"] == mail.message_id
-    # strip(): Python's SMTP policy folds a long Subject right after the colon (as it did
-    # before sealing moved here), which a parser reads back with a leading space.
-    assert signed["Subject"].strip() == composed["Subject"]
+    # Folded after its first words, never right after "Subject:" (issue 10: some readers
+    # showed a leading space), so it reads back exactly.
+    assert signed["Subject"] == composed["Subject"]
+    assert b"Subject:\r\n" not in sealed.raw
     assert env.pgp.decrypt_raw(sealed.raw).signature is not None
 
     # The retry sends exactly the stored bytes: same signature, same Message-ID.
@@ -272,7 +283,7 @@ async def test_the_first_stored_seal_wins_and_is_never_redone(
 ) -> None:
     made: list[bytes] = []
 
-    async def fake_seal(pgp: Pgp, message: EmailMessage, key: str | None) -> Sealed:
+    async def fake_seal(pgp: Pgp, message: EmailMessage, key: str | None, **_: object) -> Sealed:
         made.append(f"sealed-{len(made) + 1}".encode())
         return Sealed(made[-1], "signed")
 
@@ -305,7 +316,7 @@ async def test_the_first_stored_seal_wins_and_is_never_redone(
 async def test_a_gpg_failure_keeps_the_mail_queued_unsealed(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def broken_seal(pgp: Pgp, message: EmailMessage, key: str | None) -> Sealed:
+    async def broken_seal(pgp: Pgp, message: EmailMessage, key: str | None, **_: object) -> Sealed:
         raise PgpError("signing failed (agent not responding)")
 
     monkeypatch.setattr(mail_channel, "seal", broken_seal)
@@ -394,3 +405,62 @@ async def test_an_unreadable_payload_is_failed_logged_and_kept(
     # Failed rows are left for a human, not retried and not deleted.
     env.clock.moment += timedelta(days=1)
     assert await worker.drain("matrix") == 0
+
+
+# ---- issue 10, item 1: an encrypted report's subject never travels in clear
+
+SECRET_SUBJECT = "SQLi in https://permits.example/login"
+
+
+async def encrypted_case(env: Env, reporter: str) -> Case:
+    case = replace(await env.add_case(reporter), subject=SECRET_SUBJECT)
+    async with env.db.transaction() as conn:
+        await cases.save_case(conn, case, NOW.isoformat())
+    await env.came_encrypted(case)
+    return case
+
+
+async def test_encrypted_report_subject_only_inside_the_encryption(env: Env, keys: Keys) -> None:
+    case = await encrypted_case(env, WITH_KEY)
+    await env.queue_ack(case)
+    assert await env.worker.drain("mail") == 1
+    [(_, _, raw)] = env.smtp.sent
+    sent = parse(raw)
+    assert sent.get_content_type() == "multipart/encrypted"
+    # What every relay and the reporter's message list see: the tag and a fixed phrase.
+    assert sent["Subject"] == f"[{case.id}] Receipt confirmation"
+    assert b"SQLi" not in raw and b"permits.example" not in raw
+    assert sent["From"].addresses[0].display_name == (
+        "Information security team, Municipality of Haaksbergen"
+    )
+    # The reporter's client, after decrypting: their own subject, in the protected headers.
+    ciphertext = list(sent.iter_parts())[1].get_payload(decode=True)
+    assert isinstance(ciphertext, bytes)
+    inner = parse(keys.sam.decrypt(ciphertext))
+    assert inner["Subject"] == f"[{case.id}] Receipt confirmation: {SECRET_SUBJECT}"
+
+
+async def test_encrypted_report_without_a_key_gets_the_fixed_phrase_only(env: Env) -> None:
+    case = await encrypted_case(env, WITHOUT_KEY)
+    await env.queue_ack(case)
+    assert await env.worker.drain("mail") == 1
+    [(_, _, raw)] = env.smtp.sent
+    sent = parse(raw)
+    assert sent.get_content_type() == "multipart/signed"
+    assert sent["Subject"] == f"[{case.id}] Receipt confirmation"
+    # Not in the envelope, not in the signed part's protected headers, nowhere.
+    assert b"SQLi" not in raw and b"permits.example" not in raw
+    assert env.pgp.decrypt_raw(raw).signature is not None
+
+
+async def test_a_report_that_came_in_clear_keeps_its_subject(env: Env) -> None:
+    case = await env.add_case(WITHOUT_KEY)
+    await env.queue_ack(case)
+    assert await env.worker.drain("mail") == 1
+    [(_, _, raw)] = env.smtp.sent
+    assert parse(raw)["Subject"] == f"[{case.id}] Receipt confirmation: {case.subject}"
+
+
+def test_one_rule_decides_the_outer_subject() -> None:
+    assert outer_subject("[C] Fixed: x", "[C] Fixed", confidential=False) is None
+    assert outer_subject("[C] Fixed: x", "[C] Fixed", confidential=True) == "[C] Fixed"

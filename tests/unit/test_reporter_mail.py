@@ -96,6 +96,7 @@ def test_every_template_file_exists_with_both_blocks() -> None:
         for language in LANGUAGES:
             text = (TEMPLATES / f"{kind}.{language}.txt").read_text(encoding="utf-8")
             assert "{% block subject %}" in text
+            assert "{% block outer_subject %}" in text
             assert "{% block body %}" in text
 
 
@@ -386,7 +387,9 @@ def test_dates_in_the_body_use_the_policy_zone_across_dst() -> None:
 
 def test_headers() -> None:
     message = reparse(build())
-    assert message["From"] == "security@example.org"
+    assert message["From"] == (
+        '"Team informatiebeveiliging, Gemeente Haaksbergen" <security@example.org>'
+    )
     assert message["To"] == "reporter@example.net"
     assert message["Subject"] == "[CVD-2026-0007] Ontvangstbevestiging: XSS in zoekformulier"
     assert message["Date"] == "Tue, 01 Dec 2026 08:00:00 +0000"

@@ -8,7 +8,7 @@ from enum import StrEnum
 import aiosqlite
 
 from bot.mailin.bounces import returned_mail
-from bot.mailin.parse import ParsedMail, find_case_ids
+from bot.mailin.parse import ParsedMail, find_case_ids, find_case_tags
 from bot.mailin.steps.incoming import IncomingMail
 from storage import cases, mails
 
@@ -22,8 +22,10 @@ class Route(StrEnum):
 
 
 def is_own_sender(parsed: ParsedMail, own_address: str) -> bool:
-    """Sent from the bot's own address: checked before gpg, so its keys are never imported."""
-    return parsed.from_address is not None and parsed.from_address == own_address
+    """Sent by the bot itself: its From address and the header it sets (From alone is any
+    web form that writes in the security address's name). Checked before gpg, so keys in
+    the bot's own mail are never imported; its Message-IDs are checked in `classify`."""
+    return parsed.bot_header and parsed.from_address == own_address
 
 
 async def classify(
@@ -38,15 +40,25 @@ async def classify(
         return (Route.AUTOMATIC if mail.parsed.is_automatic else Route.FOLLOW_UP), case_id
     if mail.parsed.is_automatic:
         return Route.UNMATCHED_AUTOMATIC, None
+    mail.mentioned_cases = await mentioned_cases(conn, mail)
     return Route.NEW_CASE, None
 
 
+async def mentioned_cases(conn: aiosqlite.Connection, mail: IncomingMail) -> list[str]:
+    """Known cases a new report names without the tag: shown, never joined."""
+    found = []
+    for candidate in find_case_ids(f"{mail.subject} {mail.parsed.subject}"):
+        if await cases.get_case(conn, candidate) is not None:
+            found.append(candidate)
+    return found
+
+
 async def match_case(conn: aiosqlite.Connection, mail: IncomingMail) -> str | None:
-    """The known case this mail is about: a case ID in its subject (the decrypted one first),
-    a Message-ID it answers, or, for a bounce, the mail it returns."""
-    candidates = find_case_ids(mail.subject)
+    """The known case this mail is about: a case tag ``[CVD-…]`` in its subject (the
+    decrypted one first), a Message-ID it answers, or, for a bounce, the mail it returns."""
+    candidates = find_case_tags(mail.subject)
     if mail.subject != mail.parsed.subject:
-        candidates += find_case_ids(mail.parsed.subject)
+        candidates += find_case_tags(mail.parsed.subject)
     for candidate in candidates:
         if await cases.get_case(conn, candidate) is not None:
             return candidate

@@ -11,6 +11,7 @@ from bot.mailin.bounces import delivery_summary
 from bot.mailin.intake_posts import (
     AUTOMATIC_MAIL,
     NOT_FROM_REPORTER,
+    UNSORTED_MAIL,
     check_lines,
     intake_check,
     mail_post,
@@ -18,9 +19,11 @@ from bot.mailin.intake_posts import (
 from bot.mailin.quoting import strip_quoted
 from bot.mailin.report_check import Evidence, check_report
 from bot.mailin.steps.incoming import MAX_CASE_SUBJECT, IncomingMail, IntakeSetup
+from bot.mailin.steps.key_trust import record_keys, signature_trust
 from bot.mailin.steps.queue_attachments import queue_attachments
-from bot.mailin.steps.store import record_keys, store_mail, store_targets
+from bot.mailin.steps.store import store_mail, store_targets
 from bot.matrix.posts import post_to_case
+from bot.outbox import payloads
 from bot.policy.lifecycle import Case
 from bot.text import shorten
 from storage import case_events, case_intake, cases
@@ -60,10 +63,12 @@ async def follow_up(
     parsed = mail.parsed
     sender = parsed.from_address or "an unknown sender"
     warnings = list(mail.notes)
-    from_reporter = case.reporter_address in (parsed.from_address, parsed.reply_to)
+    # From only: a Reply-To naming the reporter is as easy to forge as any header.
+    from_reporter = case.reporter_address == parsed.from_address
     if case.reporter_address and not from_reporter:
         warnings.append(f"{NOT_FROM_REPORTER} ({case.reporter_address}).")
     stripped = strip_quoted(mail.text)
+    await signature_trust(conn, mail)
     post = mail_post(
         f"📨 Follow-up mail from {sender}: {shorten(mail.subject, MAX_CASE_SUBJECT)}",
         stripped.text,
@@ -73,7 +78,7 @@ async def follow_up(
         quotes_hidden=stripped.removed,
     )
     await post_to_case(conn, case_id, post, idem_key=f"mail-in:{mail_id}", now=now)
-    lines = await record_keys(conn, case_id, mail_id, mail, now)
+    lines = await record_keys(conn, setup, case_id, mail_id, mail, now)
     if mail.encryption != "failed":
         lines += await recheck(conn, setup, case, mail_id, stripped.text, mail)
     if lines:
@@ -164,3 +169,29 @@ async def queue_automatic_post(
         info=info,
     )
     await post_to_case(conn, case_id, post, idem_key=f"mail-in:{mail_id}", now=now)
+
+
+async def unsorted(conn: aiosqlite.Connection, setup: IntakeSetup, mail: IncomingMail) -> int:
+    """Store automatic or list mail that matched no case and show it in the unsorted thread,
+    so a first report from a list, a platform or a web form is never silently dropped."""
+    now = setup.clock.now()
+    mail_id = await store_mail(conn, setup, mail, None)
+    parsed = mail.parsed
+    sender = parsed.from_address or "an unknown sender"
+    post = mail_post(
+        f"📥 {UNSORTED_MAIL} {mail_id} from {sender}: {shorten(mail.subject, MAX_CASE_SUBJECT)}",
+        strip_quoted(mail.text).text,
+        max_chars=min(_MAX_AUTOMATIC_CHARS, setup.max_body_chars),
+        info=[
+            f"It looked automatic: {parsed.automatic_reason}.",
+            f"Send !open {mail_id} to open a case for it (its clock starts at its receipt).",
+        ],
+    )
+    await payloads.enqueue(
+        conn,
+        payloads.UnsortedPost(post.body, post.html),
+        idem_key=f"unsorted:{mail_id}",
+        case_id=None,
+        now=now,
+    )
+    return mail_id

@@ -27,7 +27,7 @@ class IntakeSetup:
 
     config: Config
     calendar: WorkingCalendar
-    pgp: Pgp
+    pgp: Pgp | None  # None for `!open`, which never runs gpg
     clock: Clock
 
     @property
@@ -72,6 +72,10 @@ class IncomingMail:
     forwarded: ForwardedReport | None = None
     keys: list[KeyOutcome] = field(default_factory=list)
     signing_key_came_with_mail: bool = False
+    signature_trust: str | None = None  # set by key_trust.signature_trust before posting
+    keyring_key: str | None = None  # the sender's key the keyring held before this mail
+    imported: bool = False  # from the folder's backlog on a first start (imap.start_at: all)
+    mentioned_cases: list[str] = field(default_factory=list)  # known cases named, untagged
 
     @classmethod
     def parsed_from(
@@ -100,9 +104,5 @@ class IncomingMail:
         if line:
             lines.append(line)
         if self.signature is not None:
-            line = signature_line(self.signature, self.sender)
-            if self.signing_key_came_with_mail:
-                # Checked against the key that came with it: consistent, not yet trusted.
-                line += " (the key came with this mail)"
-            lines.append(line)
+            lines.append(signature_line(self.signature, self.sender, self.signature_trust))
         return lines

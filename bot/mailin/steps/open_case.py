@@ -25,8 +25,9 @@ from bot.mailin.report_check import (
     reachable_address,
 )
 from bot.mailin.steps.incoming import MAX_CASE_SUBJECT, IncomingMail, IntakeSetup
+from bot.mailin.steps.key_trust import record_keys, signature_trust
 from bot.mailin.steps.queue_attachments import queue_attachments
-from bot.mailin.steps.store import record_keys, store_mail, store_targets
+from bot.mailin.steps.store import store_mail, store_targets
 from bot.matrix import render
 from bot.matrix.posts import Post, post_case_root, post_to_case
 from bot.policy.lifecycle import Case, CaseState
@@ -92,16 +93,21 @@ def whose_report(mail: IncomingMail) -> Report:
 
 
 async def open_case(
-    conn: aiosqlite.Connection, setup: IntakeSetup, mail: IncomingMail
+    conn: aiosqlite.Connection,
+    setup: IntakeSetup,
+    mail: IncomingMail,
+    stored_mail_id: int | None = None,
 ) -> OpenedCase:
-    """Store the mail as a new case's report, with everything intake learnt about it."""
+    """Store the mail as a new case's report, with everything intake learnt about it.
+    `stored_mail_id`: the mail is stored already (an unsorted mail that `!open` opens)."""
     now = setup.clock.now()
     report = whose_report(mail)
-    case, mail_id = await create_case(conn, setup, mail, report, now)
+    case, mail_id = await create_case(conn, setup, mail, report, now, stored_mail_id)
     evidence = await record_intake_check(conn, setup, mail, case.id, report)
     related = await record_targets(conn, setup, mail, case.id, report, mail_id)
     await record_opening(conn, mail, case.id, mail_id, evidence, related, now)
-    key_lines = await record_keys(conn, case.id, mail_id, mail, now)
+    await signature_trust(conn, mail)
+    key_lines = await record_keys(conn, setup, case.id, mail_id, mail, now)
     return OpenedCase(case, report, mail_id, evidence, related, key_lines, now)
 
 
@@ -111,6 +117,7 @@ async def create_case(
     mail: IncomingMail,
     report: Report,
     now: datetime,
+    stored_mail_id: int | None = None,
 ) -> tuple[Case, int]:
     """A new case ID, the deadlines counted from receipt, the mail stored as its report."""
     policy = setup.config.policy
@@ -120,7 +127,10 @@ async def create_case(
     case_id, seq = await cases.allocate_case_id(conn, year)
     language = detect_language(report.text, default=policy.default_language)
     deadlines = case_deadlines(setup.calendar, received, promise_days(policy))
-    mail_id = await store_mail(conn, setup, mail, case_id=None, language=language)
+    if stored_mail_id is None:
+        mail_id = await store_mail(conn, setup, mail, case_id=None, language=language)
+    else:
+        mail_id = stored_mail_id
     case = Case(
         id=case_id,
         state=CaseState.NEW,
@@ -131,6 +141,7 @@ async def create_case(
         received_at=received,
         **deadlines.case_fields(),
         report_mail_id=mail_id,
+        imported_at=now if mail.imported else None,
     )
     await cases.insert_case(conn, case, year, seq, now.isoformat())
     await mails.set_case(conn, mail_id, case_id)
@@ -243,6 +254,14 @@ async def queue_new_case_posts(
             who = forwarded.reporter_name or "the original sender"
             details.append(f"The forwarded mail gives no address for {who}.")
     details += mail.protection_lines()
+    if mail.imported:
+        details.append(
+            "📥 Imported from the mailbox's backlog on the first start: deadlines that had "
+            "passed by then get no warnings."
+        )
+    if mail.mentioned_cases:
+        named = ", ".join(mail.mentioned_cases[:5])
+        details.append(f"Mentions {named}: a new case, not a follow-up (no [CVD-…] tag, no reply).")
     await post_case_root(
         conn, case_id, render.case_root(opened.case, setup.tz, mail.notes, details), now=now
     )

@@ -7,13 +7,11 @@ causes, so a crash stores either all of it or nothing.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import aiosqlite
 
 from bot.mailin.report_check import Targets, extract_targets
 from bot.mailin.steps.incoming import IncomingMail, IntakeSetup
-from storage import case_events, case_intake, mails
+from storage import case_intake, mails
 
 
 async def store_targets(
@@ -59,33 +57,6 @@ async def store_mail(
         is_automatic=parsed.is_automatic,
         problems=mail.notes,
         thread_ids=mail.thread_ids,
+        received_at=(mail.received_at or setup.clock.now()).isoformat(),
+        automatic_reason=parsed.automatic_reason,
     )
-
-
-async def record_keys(
-    conn: aiosqlite.Connection,
-    case_id: str,
-    mail_id: int,
-    mail: IncomingMail,
-    now: datetime,
-) -> list[str]:
-    """Remember the keys imported from this mail; the lines the thread should show."""
-    for outcome in mail.keys:
-        if outcome.imported_fingerprint and mail.sender:
-            await case_intake.remember_reporter_key(
-                conn,
-                address=mail.sender,
-                fingerprint=outcome.imported_fingerprint,
-                mail_id=mail_id,
-                case_id=case_id,
-                at=now,
-            )
-            await case_events.record(
-                conn,
-                case_id,
-                actor=mail.actor,
-                kind="reporter_key_imported",
-                at=now,
-                data={"address": mail.sender, "fingerprint": outcome.imported_fingerprint},
-            )
-    return [outcome.message for outcome in mail.keys]

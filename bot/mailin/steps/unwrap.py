@@ -90,6 +90,9 @@ async def import_keys(pgp: Pgp, mail: IncomingMail) -> None:
     material = find_key_material(mail.text, mail.payloads, headers, mail.sender)
     if not material:
         return
+    if mail.sender:
+        # What the keyring held before: the key to pin first if no mail brought one yet.
+        mail.keyring_key = await asyncio.to_thread(pgp.key_for_address, mail.sender)
     mail.keys = await asyncio.to_thread(import_reporter_keys, pgp, mail.sender, material)
     imported = any(outcome.imported_fingerprint for outcome in mail.keys)
     if imported and mail.signature is not None and mail.signature.status == "unknown_key":
