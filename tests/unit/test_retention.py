@@ -22,7 +22,7 @@ from bot.pgp.gpg import Pgp
 from bot.policy.lifecycle import CaseState
 from bot.policy.retention import DELETED, DELETED_MAIL_ACTOR, scrub_actor, scrub_event_data
 from bot.watch.retention import RetentionWatch
-from storage import case_events, case_intake, cases, mails, outbox
+from storage import case_events, case_intake, cases, mails, outbox, reporter_keys
 from storage.db import Database
 from tests.harness.gpg_agents import stop_agents_under
 from tests.unit.test_sla_commands import MovableClock, Room
@@ -208,10 +208,11 @@ async def test_the_retention_job_leaves_a_stub_and_nothing_of_the_report(
             urls=["https://afval.example/pasjes"],
             mail_id=mail_id,
         )
-        await case_intake.remember_reporter_key(
+        await reporter_keys.record_key(
             conn,
             address="eva@researcher.example",
             fingerprint="F" * 40,
+            status="pinned",
             mail_id=mail_id,
             case_id=case.id,
             at=at(3, 9),
