@@ -22,7 +22,15 @@ from bot.policy.clock import Clock
 from bot.policy.lifecycle import Case, TransitionError, parse_case_id
 from bot.services import Services
 from commands.context import CommandContext
-from commands.registry import Command, CommandError, Registry, Role, UsageError, split_command
+from commands.registry import (
+    Command,
+    CommandError,
+    Registry,
+    Role,
+    UsageError,
+    first_word,
+    split_command,
+)
 from storage import cases, sync_state
 from storage.db import Database, savepoint
 
@@ -165,10 +173,10 @@ class CommandDispatcher:
     async def _find_case(
         self, conn: aiosqlite.Connection, message: IncomingMessage, rest: str, command: Command
     ) -> tuple[Case, str]:
-        first, _, after = rest.partition(" ")
+        first, after = first_word(rest)
         named = parse_case_id(first) if first else None
         if named is not None:
-            rest = after.strip()
+            rest = after
         in_thread = None
         if message.thread_root is not None:
             in_thread = await cases.case_by_thread_root(conn, message.thread_root)
