@@ -22,7 +22,7 @@ from bot.matrix.posts import Post, post_to_room
 from bot.outbox.mail_channel import MailHandler
 from bot.outbox.matrix_channel import MatrixHandler
 from bot.outbox.worker import OutboxWorker
-from bot.pgp.gpg import Pgp
+from bot.pgp.gpg import GpgLimits, Pgp
 from bot.policy.clock import Clock, SystemClock
 from bot.policy.workdays import WorkingCalendar
 from bot.services import Services, calendar_rules
@@ -39,10 +39,16 @@ EXIT_CONFIG = 78  # EX_CONFIG: the bot must not run as configured (unencrypted r
 
 
 def make_pgp(config: Config) -> Pgp:
+    limits = config.limits
     return Pgp(
         config.pgp.gnupg_home,
         config.pgp.key_fingerprint,
         config.pgp.passphrase.get_secret_value(),
+        limits=GpgLimits(
+            timeout_seconds=limits.gpg_timeout_seconds,
+            max_output_bytes=limits.max_decrypted_bytes,
+            max_expansion_ratio=limits.max_expansion_ratio,
+        ),
     )
 
 

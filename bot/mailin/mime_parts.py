@@ -181,9 +181,18 @@ def _clean_filename(name: str | None) -> str | None:
     return name
 
 
+def _filename(part: Message) -> str | None:
+    """The part's file name, RFC 2231 and RFC 2047 ("=?utf-8?q?...?=") decoded."""
+    name = safe(part.get_filename, None)
+    if name and "=?" in name:
+        encoded = name
+        name = safe(lambda: str(policy.default.header_factory("x-filename", encoded)), name)
+    return name
+
+
 def attachment_info(node: MimeNode, data: bytes) -> AttachmentInfo:
     content_type = node.content_type
-    filename = _clean_filename(safe(node.part.get_filename, None))
+    filename = _clean_filename(_filename(node.part))
     if filename is None and content_type == "message/rfc822":
         filename = "forwarded.eml"
     return AttachmentInfo(

@@ -99,6 +99,8 @@ _MAX_REFERENCES = 100
 
 _SYNTHETIC_DOMAIN = "cvdbot.invalid"
 
+_PARSE_POLICY = policy.compat32
+
 
 class NotAMailError(ValueError):
     """The input is not a mail message at all (empty, binary, or no header section)."""
@@ -230,7 +232,11 @@ def _parse_bytes(raw: bytes) -> tuple[EmailMessage, list[str]]:
     # A pipe or a saved file may start with blank lines; they are not the header end.
     start = raw.lstrip(b"\r\n")
     problems: list[str] = []
-    parser = BytesParser(policy=policy.default)
+    # The compat32 policy with the modern message class: header fields stay strings until
+    # `header_fields` reads them (with `policy.default`'s registry, once each). With
+    # `policy.default` every Content-Type lookup re-parses the field; a mail of 3,000 parts
+    # took 20 s to read that way, and takes a fifth of a second like this.
+    parser = BytesParser(_class=EmailMessage, policy=_PARSE_POLICY)
     try:
         msg = parser.parsebytes(start)
     except Exception as exc:

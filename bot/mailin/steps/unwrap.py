@@ -24,6 +24,9 @@ from bot.pgp.gpg import DecryptResult, Pgp
 
 log = logging.getLogger(__name__)
 
+# Every form of PGP the reader knows carries one of these: an armor line, or the protocol
+# parameter of multipart/encrypted or multipart/signed.
+_PGP_MARKER = re.compile(rb"-----BEGIN PGP|application/pgp-", re.IGNORECASE)
 _ARMORED_MESSAGE = re.compile(
     r"-----BEGIN PGP MESSAGE-----.*?(?:-----END PGP MESSAGE-----|\Z)", re.S
 )
@@ -53,6 +56,10 @@ async def unwrap(pgp: Pgp, mail: IncomingMail, *, examine: bool) -> None:
 async def decrypt_and_verify(pgp: Pgp, mail: IncomingMail) -> DecryptResult | None:
     """Replace the mail's text and subject by the decrypted ones; note what could not be."""
     parsed = mail.parsed
+    if not _PGP_MARKER.search(mail.raw):
+        # Neither armored data nor a PGP/MIME content type anywhere: nothing for gpg, and
+        # no second full parse of a mail of thousands of parts.
+        return None
     try:
         result = await asyncio.to_thread(pgp.decrypt_raw, mail.raw)
     except Exception as exc:  # hostile input can upset gpg or python-gnupg in odd ways
