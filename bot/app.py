@@ -14,6 +14,7 @@ from nio import Event, MegolmEvent, RoomMessageText
 from bot.config import Config
 from bot.failpoints import Failpoints
 from bot.mailin.attachments import AttachmentSource
+from bot.mailin.bounds import MailBounds
 from bot.mailin.imap import ImapSource
 from bot.mailin.intake import MailIntake
 from bot.mailout.reporter import ReporterMailer, SmtpSender
@@ -91,7 +92,9 @@ class App:
             self.clock,
             self.failpoints,
             {
-                "matrix": MatrixHandler(config, db, matrix, AttachmentSource(db, pgp)),
+                "matrix": MatrixHandler(
+                    config, db, matrix, AttachmentSource(db, pgp, MailBounds.of(config.limits))
+                ),
                 "mail": MailHandler(SmtpSender(config), db, pgp),
             },
         )

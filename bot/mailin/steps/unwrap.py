@@ -15,6 +15,7 @@ from email.message import Message
 from email.parser import BytesHeaderParser
 
 from bot.mailin.attachments import is_pgp_mime_encrypted, layer_payloads, readable_layer
+from bot.mailin.bounds import DEFAULT_BOUNDS, MailBounds
 from bot.mailin.forwarded import detect_forward
 from bot.mailin.intake_posts import UNDECRYPTABLE
 from bot.mailin.parse import parse_message
@@ -32,7 +33,9 @@ _ARMORED_MESSAGE = re.compile(
 )
 
 
-async def unwrap(pgp: Pgp, mail: IncomingMail, *, examine: bool) -> None:
+async def unwrap(
+    pgp: Pgp, mail: IncomingMail, *, examine: bool, bounds: MailBounds = DEFAULT_BOUNDS
+) -> None:
     """Decrypt and verify `mail`; with `examine`, also import the keys it carries.
 
     Automatic mail is only decrypted: it is neither a forward nor a source of keys.
@@ -40,7 +43,7 @@ async def unwrap(pgp: Pgp, mail: IncomingMail, *, examine: bool) -> None:
     result = await decrypt_and_verify(pgp, mail)
     mail.layer, layer_bytes = readable_layer(mail.raw, mail.parsed, result)
     if mail.layer == "decrypted" or mail.parsed.attachments:
-        mail.payloads = await asyncio.to_thread(layer_payloads, layer_bytes)
+        mail.payloads = await asyncio.to_thread(layer_payloads, layer_bytes, bounds)
     if mail.parsed.is_automatic:
         return
     if mail.encryption != "failed":
