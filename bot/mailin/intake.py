@@ -198,6 +198,7 @@ class MailIntake:
         own_sender = is_own_sender(parsed, self._setup.own_address)
         examine = not (parsed.is_automatic or own_sender)
         await unwrap(self._setup.pgp, mail, examine=examine, bounds=self._setup.bounds)
+        self._failpoints.hit("intake.before_store")
         async with self._db.transaction() as conn:
             duplicate = await _duplicate(conn, parsed.message_id)
             if duplicate is not None:
