@@ -31,6 +31,7 @@ bench: system-deps $(STAMP)
 	$(BIN)/python -m bench.command_roundtrip
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.sla_scale
+	$(BIN)/python -m bench.input_sizes
 
 install: $(STAMP)
 

@@ -14,6 +14,7 @@ from nio import Event, MegolmEvent, RoomMessageText
 from bot.config import Config
 from bot.failpoints import Failpoints
 from bot.mailin.attachments import AttachmentSource
+from bot.mailin.bounds import MailBounds
 from bot.mailin.imap import ImapSource
 from bot.mailin.intake import MailIntake
 from bot.mailout.reporter import ReporterMailer, SmtpSender
@@ -25,7 +26,7 @@ from bot.ops.http import Monitor, OpsServer
 from bot.outbox.mail_channel import MailHandler
 from bot.outbox.matrix_channel import MatrixHandler
 from bot.outbox.worker import OutboxWorker
-from bot.pgp.gpg import Pgp
+from bot.pgp.gpg import GpgLimits, Pgp
 from bot.policy.clock import Clock, SystemClock
 from bot.policy.workdays import WorkingCalendar
 from bot.services import Services, calendar_rules
@@ -42,10 +43,16 @@ EXIT_CONFIG = 78  # EX_CONFIG: the bot must not run as configured (unencrypted r
 
 
 def make_pgp(config: Config) -> Pgp:
+    limits = config.limits
     return Pgp(
         config.pgp.gnupg_home,
         config.pgp.key_fingerprint,
         config.pgp.passphrase.get_secret_value(),
+        limits=GpgLimits(
+            timeout_seconds=limits.gpg_timeout_seconds,
+            max_output_bytes=limits.max_decrypted_bytes,
+            max_expansion_ratio=limits.max_expansion_ratio,
+        ),
     )
 
 
@@ -97,7 +104,9 @@ class App:
             self.clock,
             self.failpoints,
             {
-                "matrix": MatrixHandler(config, db, matrix, AttachmentSource(db, pgp)),
+                "matrix": MatrixHandler(
+                    config, db, matrix, AttachmentSource(db, pgp, MailBounds.of(config.limits))
+                ),
                 "mail": MailHandler(SmtpSender(config), db, pgp),
             },
         )

@@ -78,6 +78,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from bot.app import make_intake
     from bot.failpoints import Failpoints
+    from bot.mailin.intake import IntakeFailed
     from bot.mailin.parse import NotAMailError
     from bot.policy.clock import SystemClock
     from storage.db import Database, DatabaseTooNewError
@@ -103,10 +104,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             return EX_TEMPFAIL
         try:
             intake = make_intake(db, config, SystemClock(), Failpoints(os.environ))
-            result = await intake.ingest(raw, source="pipe")
+            result = await intake.receive(raw, source="pipe")
         except NotAMailError as exc:
             log.error("not a mail message: %s", exc)
             return EX_DATAERR
+        except IntakeFailed as exc:
+            # The MTA delivers it again; a second failure quarantines it (stored, exit 0).
+            log.error("the intake failed (%s); the MTA should retry", exc)
+            return EX_TEMPFAIL
         except (OSError, sqlite3.Error) as exc:
             log.error("could not store the mail (%s); the MTA should retry", exc)
             return EX_TEMPFAIL

@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 
 KNOWN = frozenset(
     {
+        "intake.before_store",  # a mail is read and decrypted, nothing stored yet
         "intake.after_commit",  # a report is stored, its thread not yet posted
         "command.after_commit",  # a command is accepted, its reply and mail not yet sent
         "outbox.after_send",  # a message left the process, not yet marked sent

@@ -28,6 +28,7 @@ from commands.registry import (
     Registry,
     Role,
     UsageError,
+    first_word,
     role_text,
     split_command,
 )
@@ -184,10 +185,10 @@ class CommandDispatcher:
     async def _find_case(
         self, conn: aiosqlite.Connection, message: IncomingMessage, rest: str, command: Command
     ) -> tuple[Case, str]:
-        first, _, after = rest.partition(" ")
+        first, after = first_word(rest)
         named = parse_case_id(first) if first else None
         if named is not None:
-            rest = after.strip()
+            rest = after
         in_thread = None
         if message.thread_root is not None:
             in_thread = await cases.case_by_thread_root(conn, message.thread_root)

@@ -104,7 +104,7 @@ class Command:
                 if values[arg.name] is None and not arg.optional:
                     raise UsageError(f"missing {arg.usage()}")
                 continue
-            word, _, after = remaining.partition(" ")
+            word, after = first_word(remaining)
             if not word:
                 if not arg.optional:
                     raise UsageError(f"missing {arg.usage()}")
@@ -205,10 +205,20 @@ def split_command(body: str) -> tuple[str, str] | None:
     text = body.strip()
     if not text.startswith(PREFIX) or len(text) < 2:
         return None
-    name, _, rest = text[1:].partition(" ")
+    # The command word ends at any whitespace (a newline or tab too); everything after it,
+    # all lines, is the argument text: "!fixed\nOutput encoding added".
+    name, rest = first_word(text[1:])
     if not re.fullmatch(r"[a-zA-Z][a-zA-Z0-9_-]*", name):
         return None
-    return name.lower(), rest.strip()
+    return name.lower(), rest
+
+
+def first_word(text: str) -> tuple[str, str]:
+    """(first word, the rest stripped) of `text`, split at any whitespace."""
+    parts = text.strip().split(maxsplit=1)
+    if not parts:
+        return "", ""
+    return parts[0], (parts[1].strip() if len(parts) > 1 else "")
 
 
 def role_text(role: Role) -> str:

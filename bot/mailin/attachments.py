@@ -15,6 +15,7 @@ from email import policy
 from email.message import EmailMessage
 from typing import Any, Literal
 
+from bot.mailin.bounds import DEFAULT_BOUNDS, MailBounds
 from bot.mailin.parse import AttachmentInfo, NotAMailError, ParsedMail, attachment_payloads
 from bot.matrix.posts import defuse_mentions
 from bot.outbox.payloads import MediaPost
@@ -94,9 +95,11 @@ def readable_layer(
     return "outer", raw
 
 
-def layer_payloads(data: bytes) -> list[tuple[AttachmentInfo, bytes]]:
+def layer_payloads(
+    data: bytes, bounds: MailBounds = DEFAULT_BOUNDS
+) -> list[tuple[AttachmentInfo, bytes]]:
     try:
-        return attachment_payloads(data)
+        return attachment_payloads(data, bounds)
     except NotAMailError:
         return []
 
@@ -150,9 +153,10 @@ def media_content(media: MediaPost, file: dict[str, Any]) -> dict[str, Any]:
 class AttachmentSource:
     """Reads an attachment back from the stored mail for the outbox worker."""
 
-    def __init__(self, db: Database, pgp: Pgp) -> None:
+    def __init__(self, db: Database, pgp: Pgp, bounds: MailBounds = DEFAULT_BOUNDS) -> None:
         self._db = db
         self._pgp = pgp
+        self._bounds = bounds
 
     async def load(self, media: MediaPost) -> bytes:
         mail_id, index = media.mail_id, media.index
@@ -179,7 +183,7 @@ class AttachmentSource:
             if serialised is None:
                 raise AttachmentUnavailable("the stored mail could not be decrypted again")
             data = serialised
-        payloads = layer_payloads(data)
+        payloads = layer_payloads(data, self._bounds)
         if media.index >= len(payloads):
             raise AttachmentUnavailable(f"the stored mail has no attachment {media.index + 1}")
         info, content = payloads[media.index]

@@ -18,7 +18,7 @@ from typing import Any
 import aioimaplib
 
 from bot.config import ImapConfig
-from bot.mailin.intake import MailIntake
+from bot.mailin.intake import IntakeFailed, MailIntake
 from bot.mailin.parse import NotAMailError
 from bot.ops.health import Liveness
 from storage import sync_state
@@ -88,7 +88,12 @@ class ImapSource:
         self.liveness: Liveness | None = None  # heartbeats for /healthz (bot/ops/health.py)
 
     async def run(self) -> None:
-        """Read mail until cancelled, reconnecting with back-off after any failure."""
+        """Read mail until cancelled, reconnecting with back-off after any failure.
+
+        Any exception ends only the session, never the loop: a protocol timeout
+        (aioimaplib's CommandTimeout), a dropped connection, or whatever one mail caused
+        (logged by its type and UID; its text may quote the mail).
+        """
         backoff = 1.0
         while True:
             try:
@@ -96,10 +101,19 @@ class ImapSource:
             except (OSError, TimeoutError, ImapError, aioimaplib.Abort) as exc:
                 self.connected.clear()
                 log.warning("IMAP connection lost (%s); reconnecting in %.0f s", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 120)
+            except aioimaplib.CommandTimeout:
+                self.connected.clear()
+                log.warning("IMAP command timed out; reconnecting in %.0f s", backoff)
+            except Exception as exc:
+                self.connected.clear()
+                log.error(
+                    "IMAP session ended by %s; reconnecting in %.0f s", type(exc).__name__, backoff
+                )
             else:
                 backoff = 1.0
+                continue
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 120)
 
     async def _connect(self) -> _Imap:
         return await _login(self._config)
@@ -181,15 +195,28 @@ class ImapSource:
             if raw is None:
                 log.warning("IMAP UID %s returned no message body; skipped", uid)
             else:
-                try:
-                    await self._intake.ingest(
-                        raw, source="imap", received_at=received, imported=uid <= backlog_top
-                    )
-                except NotAMailError as exc:
-                    # Still in the mailbox for a human to look at; nothing to open a case on.
-                    log.warning("IMAP UID %s is not a mail message (%s); left in place", uid, exc)
+                await self._take(raw, uid, received, imported=uid <= backlog_top)
             async with self._db.transaction() as conn:
                 await sync_state.set_imap_position(conn, folder, uidvalidity, uid)
+
+    async def _take(
+        self, raw: bytes, uid: int, received: datetime | None, *, imported: bool
+    ) -> None:
+        """Hand one mail to the intake; a second failure quarantines it (never a loop)."""
+        for _ in range(2):
+            try:
+                await self._intake.receive(
+                    raw, source="imap", received_at=received, imap_uid=uid, imported=imported
+                )
+                return
+            except NotAMailError as exc:
+                # Still in the mailbox for a human to look at; nothing to open a case on.
+                log.warning("IMAP UID %s is not a mail message (%s); left in place", uid, exc)
+                return
+            except IntakeFailed as exc:
+                log.warning("IMAP UID %s: intake failed (%s); trying once more", uid, exc)
+        # Unreachable in practice: the second failure is quarantined by the intake.
+        log.error("IMAP UID %s failed twice; passed", uid)
 
 
 async def _login(config: ImapConfig) -> _Imap:

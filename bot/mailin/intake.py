@@ -14,7 +14,9 @@ From address or one of its Message-IDs coming back) never opens a case.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,20 +26,25 @@ import aiosqlite
 
 from bot.config import Config
 from bot.failpoints import Failpoints
-from bot.mailin.parse import parse_mail
+from bot.mailin.intake_posts import quarantine_notice
+from bot.mailin.parse import NotAMailError, parse_mail, peek_sender_and_subject
 from bot.mailin.steps.classify import Route, classify, is_own_sender
 from bot.mailin.steps.follow_up import automatic, follow_up, unsorted
 from bot.mailin.steps.incoming import IncomingMail, IntakeSetup
 from bot.mailin.steps.open_case import open_case, queue_new_case_posts
 from bot.mailin.steps.store import store_mail
 from bot.mailin.steps.unwrap import unwrap
+from bot.matrix.posts import post_to_room
 from bot.pgp.gpg import Pgp
 from bot.policy.clock import Clock
 from bot.policy.workdays import WorkingCalendar
-from storage import mails
+from storage import mails, quarantine
 from storage.db import Database
 
 log = logging.getLogger(__name__)
+
+# A mail whose intake failed this many times is quarantined rather than read again.
+_ATTEMPTS = 2
 
 
 class IntakeOutcome(StrEnum):
@@ -47,6 +54,17 @@ class IntakeOutcome(StrEnum):
     DUPLICATE = "duplicate"
     UNMATCHED_AUTOMATIC = "unmatched_automatic"  # no case: posted in the unsorted thread
     OWN_MAIL = "own_mail"  # the bot's own mail come back: stored, never a case
+    QUARANTINED = "quarantined"  # could not be handled: stored raw, the room told why
+
+
+class IntakeFailed(Exception):
+    """One attempt at a mail failed (not for the first time, it is quarantined instead).
+
+    Carries only the exception's type name: its message may quote the mail."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -77,6 +95,95 @@ class MailIntake:
         self._failpoints = failpoints
         self.on_stored: Callable[[], None] = lambda: None
 
+    async def receive(
+        self,
+        raw: bytes,
+        *,
+        source: str,
+        received_at: datetime | None = None,
+        imap_uid: int | None = None,
+        imported: bool = False,
+    ) -> IntakeResult:
+        """`ingest` under the limits: a mail over `limits.max_mail_bytes`, or one whose
+        intake failed (raised, or stopped the process) twice, is quarantined instead.
+
+        Raises NotAMailError for non-mail input, IntakeFailed after a first failure (the
+        caller tries again later), and OSError/sqlite3.Error as they come (not counted:
+        the disk or database, not the mail, is the problem).
+        """
+        digest = hashlib.sha256(raw).hexdigest()
+        where = f"IMAP UID {imap_uid}" if imap_uid is not None else f"{source} mail"
+        limit = self._setup.config.limits.max_mail_bytes
+        if len(raw) > limit:
+            reason = f"the mail has {len(raw)} bytes, more than limits.max_mail_bytes ({limit})"
+            return await self._quarantine(raw, digest, reason, source, received_at, imap_uid)
+        async with self._db.transaction() as conn:
+            if await quarantine.find(conn, digest) is not None:
+                return IntakeResult(IntakeOutcome.QUARANTINED, None, None, "already")
+            before = await quarantine.begin_attempt(conn, digest, self._setup.clock.now())
+        if before.failed >= _ATTEMPTS:
+            reason = before.last_error or quarantine.DID_NOT_FINISH
+            log.error("%s failed %d times before; quarantined", where, before.failed)
+            return await self._quarantine(raw, digest, reason, source, received_at, imap_uid)
+        try:
+            result = await self.ingest(
+                raw, source=source, received_at=received_at, imported=imported
+            )
+        except (NotAMailError, OSError, sqlite3.Error):
+            async with self._db.transaction() as conn:
+                await quarantine.finish_attempt(conn, digest)
+            raise
+        except Exception as exc:
+            # Only the type: the exception's text may quote the mail.
+            reason = f"reading it raised {type(exc).__name__}"
+            async with self._db.transaction() as conn:
+                failed = await quarantine.record_failure(
+                    conn, digest, reason, self._setup.clock.now()
+                )
+            log.error("%s: intake failed with %s (attempt %d)", where, type(exc).__name__, failed)
+            if failed >= _ATTEMPTS:
+                return await self._quarantine(raw, digest, reason, source, received_at, imap_uid)
+            raise IntakeFailed(type(exc).__name__) from None
+        async with self._db.transaction() as conn:
+            await quarantine.finish_attempt(conn, digest)
+        return result
+
+    async def _quarantine(
+        self,
+        raw: bytes,
+        digest: str,
+        reason: str,
+        source: str,
+        received_at: datetime | None,
+        imap_uid: int | None,
+    ) -> IntakeResult:
+        """Store the mail raw, and tell the case room once what was wrong with it."""
+        now = self._setup.clock.now()
+        sender, subject = peek_sender_and_subject(raw, self._setup.bounds)
+        async with self._db.transaction() as conn:
+            number, new = await quarantine.put_aside(
+                conn,
+                digest=digest,
+                raw=raw,
+                source=source,
+                imap_uid=imap_uid,
+                reason=reason,
+                received_at=received_at,
+                now=now,
+            )
+            if new:
+                text = quarantine_notice(number, reason, len(raw), sender, subject, imap_uid)
+                await post_to_room(
+                    conn,
+                    self._setup.config.matrix.case_room,
+                    text,
+                    idem_key=f"quarantine:{number}",
+                    now=now,
+                )
+        log.warning("mail quarantined as #%d (%d bytes): %s", number, len(raw), reason)
+        self.on_stored()
+        return IntakeResult(IntakeOutcome.QUARANTINED, None, None, reason)
+
     async def ingest(
         self,
         raw: bytes,
@@ -91,7 +198,7 @@ class MailIntake:
         clock starts then, even when the bot reads it later. Default: now. `imported`: the
         mail is part of the folder's backlog read on a first start (imap.start_at: all).
         """
-        parsed = parse_mail(raw)
+        parsed = parse_mail(raw, self._setup.bounds)
         # Checked before the gpg work too: IMAP re-reads after a restart are common.
         async with self._db.transaction() as conn:
             duplicate = await _duplicate(conn, parsed.message_id)
@@ -100,7 +207,9 @@ class MailIntake:
         mail = IncomingMail.parsed_from(raw, parsed, source=source, received_at=received_at)
         mail.imported = imported
         own_sender = is_own_sender(parsed, self._setup.own_address)
-        await unwrap(self._pgp, mail, examine=not (parsed.is_automatic or own_sender))
+        examine = not (parsed.is_automatic or own_sender)
+        await unwrap(self._pgp, mail, examine=examine, bounds=self._setup.bounds)
+        self._failpoints.hit("intake.before_store")
         async with self._db.transaction() as conn:
             duplicate = await _duplicate(conn, parsed.message_id)
             if duplicate is not None:

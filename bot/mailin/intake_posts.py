@@ -35,8 +35,12 @@ __all__ = [
     "forwarded_line",
     "intake_check",
     "mail_post",
+    "quarantine_notice",
     "signature_line",
 ]
+
+#: The case room's notice about a mail the intake put aside starts with this.
+QUARANTINED = "A mail was put aside (quarantine"
 
 #: Per signature status, the words the thread uses ("good signature", "bad signature", …).
 SIGNATURE_WORDS: dict[str, str] = {
@@ -214,13 +218,38 @@ class ListedAttachment:
     why_not: str | None = None
 
 
+# A list longer than this names the first ones and counts the rest.
+MAX_LISTED_ATTACHMENTS = 50
+
+
 def attachment_list(items: Sequence[ListedAttachment]) -> Post:
     count = len(items)
     lines = [f"📎 {count} attachment{'s' if count != 1 else ''}:"]
-    for item in items:
+    for item in items[:MAX_LISTED_ATTACHMENTS]:
         where = "posted below" if item.posted else (item.why_not or "not posted")
         lines.append(
             f"• {item.name} ({item.content_type}, {size_text(item.size)}, "
             f"SHA-256 {item.sha256}): {where}"
         )
+    if count > MAX_LISTED_ATTACHMENTS:
+        lines.append(f"… and {count - MAX_LISTED_ATTACHMENTS} more, kept in the store")
+    return Post.text("\n".join(defuse_mentions(line) for line in lines))
+
+
+def quarantine_notice(
+    number: int,
+    reason: str,
+    size: int,
+    sender: str | None,
+    subject: str | None,
+    imap_uid: int | None,
+) -> Post:
+    """The case room's notice about a quarantined mail: what was wrong, how to find it."""
+    where = f", IMAP UID {imap_uid}" if imap_uid is not None else ""
+    lines = [
+        f"⚠️ {QUARANTINED} #{number}) and opened no case: {reason}.",
+        f"It is stored whole ({size_text(size)}{where}) and will not be read again.",
+        f"From: {sender or 'unknown'}",
+        f"Subject: {shorten(subject, 200) if subject else '(none)'}",
+    ]
     return Post.text("\n".join(defuse_mentions(line) for line in lines))

@@ -41,8 +41,14 @@ _ENGLISH = frozenset(
     """.split()
 )
 
-_URL_RE = re.compile(r"\b(?:[a-z][a-z0-9+.-]*://|www\.)\S+", re.IGNORECASE)
-_EMAIL_RE = re.compile(r"\S+@\S+")
+# Both start only where their first character class starts a run (the look-behinds):
+# otherwise a long run of such characters is scanned again from every position in it,
+# which is quadratic in the run's length (a 100 KB one-line body took minutes).
+_URL_RE = re.compile(
+    r"(?<![a-z0-9+.-])(?:[a-z][a-z0-9+.-]*://|www\.)\S+",
+    re.IGNORECASE,
+)
+_EMAIL_RE = re.compile(r"(?<!\S)\S+@\S+")
 # Payloads such as <script> or <a href=...> are neither language; their tag and
 # attribute names ("a", "on...") must not count as English.
 _TAG_RE = re.compile(r"<[^<>\n]{0,300}>")

@@ -63,15 +63,16 @@ class MimeNode:
         return self.content_type.startswith("multipart/") and not self.has_subparts
 
 
-def mime_nodes(msg: Message) -> list[MimeNode]:
+def mime_nodes(msg: Message, max_parts: int | None = None) -> list[MimeNode]:
     """Every part in document order, numbered from 1. message/* parts are not descended
     into, so a forwarded mail counts as one attachment and its text never becomes ours.
 
     Iterative, because a hostile mail may nest parts deeper than Python's recursion limit.
+    With `max_parts`, the walk stops after that many parts.
     """
     nodes: list[MimeNode] = []
     stack: list[tuple[Message, tuple[MimeNode, ...]]] = [(msg, ())]
-    while stack:
+    while stack and (max_parts is None or len(nodes) < max_parts):
         part, ancestors = stack.pop()
         payload = safe(part.get_payload, None)
         node = MimeNode(
@@ -104,9 +105,19 @@ def _find_body(msg: Message, nodes: list[MimeNode], problems: list[str]) -> Mess
     return None
 
 
-def split_parts(msg: Message, problems: list[str]) -> tuple[MimeNode | None, list[MimeNode]]:
-    """(body part, attachments) of a message; the root of a broken multipart is neither."""
-    nodes = mime_nodes(msg)
+def split_parts(
+    msg: Message, problems: list[str], max_parts: int | None = None
+) -> tuple[MimeNode | None, list[MimeNode]]:
+    """(body part, attachments) of a message; the root of a broken multipart is neither.
+
+    Only the first `max_parts` parts are read (noted in `problems` when there are more)."""
+    nodes = mime_nodes(msg, None if max_parts is None else max_parts + 1)
+    if max_parts is not None and len(nodes) > max_parts:
+        nodes = nodes[:max_parts]
+        problems.append(
+            f"more than {max_parts} MIME parts; only the first {max_parts} were read "
+            "(limits.max_mime_parts)"
+        )
     body_part = _find_body(msg, nodes, problems)
     body = next((node for node in nodes if node.part is body_part), None)
     alternatives: set[int] = set()
@@ -181,9 +192,18 @@ def _clean_filename(name: str | None) -> str | None:
     return name
 
 
+def _filename(part: Message) -> str | None:
+    """The part's file name, RFC 2231 and RFC 2047 ("=?utf-8?q?...?=") decoded."""
+    name = safe(part.get_filename, None)
+    if name and "=?" in name:
+        encoded = name
+        name = safe(lambda: str(policy.default.header_factory("x-filename", encoded)), name)
+    return name
+
+
 def attachment_info(node: MimeNode, data: bytes) -> AttachmentInfo:
     content_type = node.content_type
-    filename = _clean_filename(safe(node.part.get_filename, None))
+    filename = _clean_filename(_filename(node.part))
     if filename is None and content_type == "message/rfc822":
         filename = "forwarded.eml"
     return AttachmentInfo(

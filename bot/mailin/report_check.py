@@ -89,7 +89,10 @@ _TLDS = frozenset(
 )
 
 _URL_RE = re.compile(r"\b(?:https?|ftps?|wss?)://[^\s<>\"'`{}|\\^\[\]]+", re.IGNORECASE)
-_EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+# The look-behind makes a match start only where a run of address characters starts:
+# without it, a long run without "@" (a 200,000-character subject of "A"s) is scanned again
+# from every position in it, which is quadratic in the run's length.
+_EMAIL_RE = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _IPV4_RE = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])")
 _IPV6_RE = re.compile(
     r"(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![0-9A-Za-z:])"

@@ -20,6 +20,7 @@ from typing import Any, cast
 
 import gnupg
 
+from bot.pgp.bounded_run import BoundedRun, GpgLimits, run_bounded
 from bot.pgp.gpg_status import decrypt_error, signature_from_status, statuses
 from bot.pgp.key_listing import (
     from_gpg_text,
@@ -51,6 +52,7 @@ from bot.pgp.verdicts import (
 __all__ = [
     "MIN_S2K_COUNT",
     "DecryptResult",
+    "GpgLimits",
     "Pgp",
     "PgpError",
     "SignatureInfo",
@@ -100,8 +102,10 @@ class Pgp:
         passphrase: str | None,
         *,
         s2k_count: int | None = None,
+        limits: GpgLimits | None = None,
     ) -> None:
         self._home = Path(gnupg_home)
+        self._limits = limits or GpgLimits()
         self._home.mkdir(mode=0o700, parents=True, exist_ok=True)
         # gpg refuses to trust (and warns loudly about) a home others can read; the home
         # holds the bot's secret key, so tighten it rather than run with it open.
@@ -455,8 +459,10 @@ class Pgp:
             data_path = Path(tmp, "data")
             _write_private(sig_path, signature)
             _write_private(data_path, data)
-            result = self._gpg.verify_file(str(sig_path), data_filename=str(data_path))
-        info = signature_from_status(statuses(result))
+            run = self._run_limited(["--verify", str(sig_path), str(data_path)], b"", cap=0)
+        if run.exceeded == "time":
+            return SignatureInfo("error", None, None, None, self._time_text())
+        info = signature_from_status(statuses(run))
         if info is None:
             return SignatureInfo("error", None, None, None, "no OpenPGP signature found")
         return info
@@ -464,9 +470,25 @@ class Pgp:
     # ------------------------------------------------------------------ internals
 
     def _open(self, data: bytes) -> Opened:
-        """Run ``gpg --decrypt`` (decrypts and/or verifies) and interpret its status lines."""
-        result = self._gpg.decrypt(data, passphrase=self._passphrase)
-        status = statuses(result)
+        """Run ``gpg --decrypt`` (decrypts and/or verifies) and interpret its status lines.
+
+        gpg runs under the configured limits: stopped after `timeout_seconds`, or as soon as
+        the output grows past `output_cap` (a compressed message expanding to gigabytes).
+        """
+        cap = self._limits.output_cap(len(data))
+        stdin = data
+        args = ["--max-output", str(cap + _MAX_OUTPUT_SLACK), "--decrypt"]
+        if self._passphrase is not None:
+            # As python-gnupg does it: the first line of stdin is the passphrase.
+            args = ["--passphrase-fd", "0", *args]
+            stdin = self._passphrase.encode("latin-1") + b"\n" + data
+        run = self._run_limited(args, stdin, cap=cap)
+        status = statuses(run)
+        if run.exceeded == "output":
+            return Opened(None, True, False, None, _too_large_text(cap))
+        if run.exceeded == "time":
+            return Opened(None, True, False, None, self._time_text())
+        result = run
         keys = {key for key, _ in status}
         encrypted = bool(
             keys & {"ENC_TO", "BEGIN_DECRYPTION", "NO_SECKEY", "NEED_PASSPHRASE_SYM"}
@@ -477,11 +499,27 @@ class Pgp:
             ok = "DECRYPTION_OKAY" in keys and not keys & {"DECRYPTION_FAILED", "BADMDC"}
             if not ok:
                 return Opened(None, True, False, None, decrypt_error(status))
-            return Opened(bytes(result.data), True, True, signature, None)
+            return Opened(result.stdout, True, True, signature, None)
         if "PLAINTEXT" in keys:
             # Signed but not encrypted (clearsigned text or an opaque signed message).
-            return Opened(bytes(result.data), False, False, signature, None)
+            return Opened(result.stdout, False, False, signature, None)
         return Opened(None, False, False, signature, "not a readable OpenPGP message")
+
+    def _run_limited(self, args: list[str], data: bytes, *, cap: int) -> BoundedRun:
+        """gpg on untrusted data, under the wall-clock limit and with `cap` bytes of output."""
+        cmd = ["gpg", "--homedir", str(self._home), "--batch", "--no-tty", "--status-fd", "2"]
+        cmd += ["--pinentry-mode", "loopback", "--no-auto-key-retrieve"]
+        cmd += ["--auto-key-locate", "local", "--display-charset", "utf-8", *args]
+        try:
+            return run_bounded(
+                cmd, data, env=self._env, cap=cap, timeout=self._limits.timeout_seconds
+            )
+        except OSError as exc:
+            raise PgpError(f"gpg could not be run: {type(exc).__name__}") from exc
+
+    def _time_text(self) -> str:
+        seconds = self._limits.timeout_seconds
+        return f"gpg took longer than {seconds:g} s (limits.gpg_timeout_seconds) and was stopped"
 
     def _require_own_key(self) -> str:
         if not self._fingerprint:
@@ -553,6 +591,18 @@ class OwnKeyCheck:
     detail: str
     ok: bool
     warning: bool = False
+
+
+# gpg's own --max-output sits a little above our cap: we stop it at the cap ourselves, and
+# its limit is the backstop should our kill come late.
+_MAX_OUTPUT_SLACK = 1024 * 1024
+
+
+def _too_large_text(cap: int) -> str:
+    return (
+        f"its content expands past the limit of {cap} bytes (limits.max_decrypted_bytes, "
+        "limits.max_expansion_ratio); gpg was stopped"
+    )
 
 
 def _passphrase_ok(passphrase: str) -> bool:

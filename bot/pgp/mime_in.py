@@ -15,14 +15,11 @@ from email.parser import HeaderParser
 from bot.pgp.mime_wire import REGEN, crlf, first_part_bytes, parse, to_bytes
 from bot.pgp.verdicts import DecryptResult, Opened, SignatureInfo
 
-_ARMOR_MESSAGE = re.compile(
-    rb"^-----BEGIN PGP MESSAGE-----[ \t]*\r?$.*?^-----END PGP MESSAGE-----[ \t]*\r?$",
-    re.M | re.S,
-)
-_ARMOR_SIGNED = re.compile(
-    rb"^-----BEGIN PGP SIGNED MESSAGE-----[ \t]*\r?$.*?^-----END PGP SIGNATURE-----[ \t]*\r?$",
-    re.M | re.S,
-)
+_BEGIN = re.compile(rb"^-----BEGIN PGP (MESSAGE|SIGNED MESSAGE)-----[ \t]*\r?$", re.M)
+_END_MESSAGE = re.compile(rb"^-----END PGP MESSAGE-----[ \t]*\r?$", re.M)
+_END_SIGNED = re.compile(rb"^-----END PGP SIGNATURE-----[ \t]*\r?$", re.M)
+# More inline blocks than this in one body are left as they are (each is one gpg run).
+_MAX_BLOCKS = 20
 
 
 class MimeReader:
@@ -126,34 +123,62 @@ class MimeReader:
         return info
 
     def _inline(self, msg: EmailMessage) -> DecryptResult:
-        for part in _inline_candidates(msg):
+        """Inline PGP: every armored block of the body text in place, the text around it kept.
+
+        Only the body text (inline text/plain) is read this way: a PGP block inside a
+        text/plain attachment is the attachment's, not the report's. When the body has no
+        block, an armored attachment (the "encrypted.asc" some webmail extensions send)
+        stands in for the body, as before.
+        """
+        texts, armored = _inline_candidates(msg)
+        for part in texts:
             body = part.get_payload(decode=True)
-            if not isinstance(body, bytes):
-                continue
-            charset = part.get_content_charset()
-            block = _ARMOR_MESSAGE.search(body)
-            if block is not None:
-                opened = self._open_armored(block.group(0))
-                if opened.plaintext is None:
-                    return DecryptResult(None, opened.encrypted, False, None, None, opened.error)
-                text = _decode_text(opened.plaintext, charset)
-                return DecryptResult(
-                    _text_message(text),
-                    opened.encrypted,
-                    opened.decrypted,
-                    opened.signature,
-                    None,
-                    None,
-                )
-            block = _ARMOR_SIGNED.search(body)
-            if block is not None:
-                opened = self._open_armored(block.group(0))
-                text = _decode_text(opened.plaintext or b"", charset)
-                signature = opened.signature or SignatureInfo(
+            if isinstance(body, bytes):
+                blocks = _armored_blocks(body)
+                if blocks:
+                    return self._blocks_in_place(body, blocks, part.get_content_charset())
+        for part in armored:
+            body = part.get_payload(decode=True)
+            if isinstance(body, bytes):
+                blocks = _armored_blocks(body)[:1]
+                if blocks:
+                    start, end = blocks[0]
+                    return self._blocks_in_place(body[start:end], [(0, end - start)], None)
+        return DecryptResult(None, False, False, None, None, None)
+
+    def _blocks_in_place(
+        self, body: bytes, blocks: list[tuple[int, int]], charset: str | None
+    ) -> DecryptResult:
+        pieces: list[str] = []
+        encrypted = False
+        signature: SignatureInfo | None = None
+        position = 0
+        for start, end in blocks:
+            pieces.append(_decode_text(body[position:start], charset))
+            opened = self._open_armored(body[start:end])
+            if opened.encrypted and opened.plaintext is None:
+                # One block that cannot be decrypted: the mail counts as undecryptable, and
+                # the intake shows its text with each encrypted block replaced by a note.
+                return DecryptResult(None, True, False, None, None, opened.error)
+            encrypted = encrypted or opened.encrypted
+            block_signature = opened.signature
+            if block_signature is None and not opened.encrypted:
+                block_signature = SignatureInfo(
                     "error", None, None, None, opened.error or "no signature found"
                 )
-                return DecryptResult(_text_message(text), False, False, signature, None, None)
-        return DecryptResult(None, False, False, None, None, None)
+            # The first verdict, unless a later block's signature is bad: a bad one wins.
+            if block_signature is not None and (
+                signature is None or (block_signature.status == "bad" != signature.status)
+            ):
+                signature = block_signature
+            shown = _decode_text(opened.plaintext or b"", charset)
+            if end < len(body) and not shown.endswith("\n"):
+                shown += "\n"
+            pieces.append(shown)
+            position = end
+        pieces.append(_decode_text(body[position:], charset))
+        text = "".join(pieces)
+        return DecryptResult(_text_message(text), encrypted, encrypted, signature, None, None)
 
 
 def _walk_no_messages(part: Message) -> Iterator[Message]:
@@ -187,12 +212,14 @@ def _find_part(msg: Message, content_type: str, protocol: str) -> Message | None
     return None
 
 
-def _inline_candidates(msg: Message) -> list[Message]:
-    """Parts that may hold armored PGP: text/plain (body text before attachments), then
-    armored attachments such as the "encrypted.asc" some webmail extensions send."""
+def _inline_candidates(msg: Message) -> tuple[list[Message], list[Message]]:
+    """(inline text/plain parts, armored attachments such as "encrypted.asc")."""
     parts = list(_walk_no_messages(msg))
-    texts = [p for p in parts if p.get_content_type() == "text/plain"]
-    texts.sort(key=lambda p: p.get_content_disposition() == "attachment")
+    texts = [
+        p
+        for p in parts
+        if p.get_content_type() == "text/plain" and p.get_content_disposition() != "attachment"
+    ]
     armored = [
         p
         for p in parts
@@ -203,7 +230,30 @@ def _inline_candidates(msg: Message) -> list[Message]:
             or (p.get_filename() or "").lower().endswith(".asc")
         )
     ]
-    return texts + armored
+    return texts, armored
+
+
+def _armored_blocks(body: bytes) -> list[tuple[int, int]]:
+    """(start, end) of each armored message or clearsigned block, in order, at most
+    _MAX_BLOCKS. Linear: a BEGIN line without its END line ends the search, since no later
+    block can be complete either."""
+    blocks: list[tuple[int, int]] = []
+    position = 0
+    while len(blocks) < _MAX_BLOCKS:
+        begin = _BEGIN.search(body, position)
+        if begin is None:
+            break
+        end_line = _END_MESSAGE if begin.group(1) == b"MESSAGE" else _END_SIGNED
+        end = end_line.search(body, begin.end())
+        if end is None:
+            break
+        # The END line's own line break belongs to the block.
+        stop = end.end() + (2 if body[end.end() : end.end() + 2] == b"\r\n" else 0)
+        if stop == end.end() and body[stop : stop + 1] == b"\n":
+            stop += 1
+        blocks.append((begin.start(), stop))
+        position = stop
+    return blocks
 
 
 def _parse_plaintext(plaintext: bytes) -> EmailMessage:

@@ -645,7 +645,42 @@ def test_inline_pgp_encrypted_in_alternative(bot: Pgp, reporter_home: Path, keys
     assert result.signature is not None and result.signature.status == "good"
     assert result.signature.fingerprint == keyset.fpr["reporter"]
     assert result.protected_subject is None
-    assert result.message is not None and result.message.get_content() == REPORT_BODY
+    # Issue 10 item 8: the text around the block is kept, the block shown in place.
+    assert result.message is not None
+    assert result.message.get_content() == "Zie hieronder.\n\n" + REPORT_BODY
+
+
+def test_every_inline_block_is_shown_in_place_and_attachments_stay_attachments(
+    bot: Pgp, reporter_home: Path, keyset: KeySet
+) -> None:
+    """Issue 10 item 8: two encrypted blocks with text before, between and after them;
+    a text/plain attachment with a block of its own does not replace the report text."""
+    first = encrypt_as_reporter(reporter_home, keyset.fpr["bot"], b"First secret part.\n")
+    second = encrypt_as_reporter(reporter_home, keyset.fpr["bot"], b"Second secret part.\n")
+    stray = encrypt_as_reporter(reporter_home, keyset.fpr["bot"], b"Attached log.\n")
+    text = (
+        "Intro in clear.\n"
+        + first.decode("ascii")
+        + "Between the blocks.\n"
+        + second.decode("ascii")
+        + "Signed off in clear.\n"
+    )
+    raw = crlf(
+        outer_headers(REPORT_SUBJECT, 'multipart/mixed; boundary="mx"') + "\n"
+        "--mx\nContent-Type: text/plain; charset=UTF-8\n\n" + text + "\n"
+        '--mx\nContent-Type: text/plain; name="log.txt"\n'
+        'Content-Disposition: attachment; filename="log.txt"\n\n'
+        + stray.decode("ascii")
+        + "\n--mx--\n"
+    )
+    result = bot.decrypt_raw(raw)
+    assert result.encrypted and result.decrypted and result.error is None
+    assert result.message is not None
+    assert result.message.get_content() == (
+        "Intro in clear.\nFirst secret part.\nBetween the blocks.\nSecond secret part.\n"
+        "Signed off in clear.\n"
+    )
+    assert "Attached log." not in result.message.get_content()
 
 
 def test_armored_attachment_from_webmail(bot: Pgp, reporter_home: Path, keyset: KeySet) -> None:

@@ -88,3 +88,20 @@ def test_a_name_declared_twice_is_a_bug() -> None:
     group.command("x", summary="x", args=[Arg("a")])(handler)
     with pytest.raises(ValueError, match="declared twice"):
         Registry([group])
+
+
+def test_the_command_word_ends_at_any_whitespace_and_the_rest_keeps_its_lines(
+    registry: Registry,
+) -> None:
+    """Issue 10 item 10: "!fixed\\nOutput encoding added" and "!pause\\twaiting" are commands."""
+    assert split_command("!fixed\nOutput encoding added") == ("fixed", "Output encoding added")
+    assert split_command("!pause\twaiting") == ("pause", "waiting")
+    assert split_command("!fixed\r\nline one\nline two\n") == ("fixed", "line one\nline two")
+    assert split_command("!ack\n") == ("ack", "")
+    assessed = registry.get("assess")
+    assert assessed is not None
+    assert assessed.parse("high\tCVSS:3.1/AV:N\nfirst line\nsecond line") == {
+        "severity": "high",
+        "vector": "CVSS:3.1/AV:N",
+        "text": "first line\nsecond line",
+    }

@@ -181,3 +181,16 @@ async def test_help_lists_the_new_commands(room: Room) -> None:
         "!cases [filter]",
     ):
         assert usage in text
+
+
+async def test_a_command_word_followed_by_a_newline_or_tab_is_run(room: Room) -> None:
+    """Issue 10 item 10: the command word ends at any whitespace; all lines are the text."""
+    case = await add_case(room.db, room.calendar, thread_root_event_id="$root")
+    answer = await room.say("!pause\twaiting for the supplier\nsecond line", thread="$root")
+    assert "Fix clock of CVD-2026-0001 paused" in answer
+    answer = await room.say(f"!resume\n{case.id}")
+    assert "after" in answer and "paused" in answer
+    async with room.db.transaction() as conn:
+        history = await case_events.history(conn, case.id)
+    assert [e.kind for e in history] == ["fix_paused", "fix_resumed"]
+    assert history[0].data["reason"] == "waiting for the supplier\nsecond line"

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from bot.config import Config
 from bot.mailin.attachments import Layer
+from bot.mailin.bounds import MailBounds
 from bot.mailin.forwarded import ForwardedReport
 from bot.mailin.intake_posts import encryption_line, signature_line
 from bot.mailin.parse import AttachmentInfo, ParsedMail
@@ -37,6 +38,10 @@ class IntakeSetup:
     @property
     def own_address(self) -> str:
         return self.config.smtp.from_address.lower()
+
+    @property
+    def bounds(self) -> MailBounds:
+        return MailBounds.of(self.config.limits)
 
     @property
     def max_body_chars(self) -> int:

@@ -27,6 +27,7 @@ async def queue_attachments(
     if mail.encryption == "failed":
         return  # only ciphertext: the raw mail is stored, nothing to show
     limit = setup.config.limits.max_attachment_bytes_in_thread
+    most = setup.config.limits.max_attachments_in_thread
     listed: list[ListedAttachment] = []
     media: list[tuple[int, AttachmentInfo, str]] = []
     for index, (info, _data) in enumerate(mail.payloads):
@@ -40,6 +41,8 @@ async def queue_attachments(
             why_not = "empty, not posted"
         elif info.size > limit:
             why_not = f"larger than the thread's limit of {limit} bytes; kept in the store"
+        elif len(media) >= most:
+            why_not = f"more than {most} attachments (limits.max_attachments_in_thread); kept"
         else:
             media.append((index, info, name))
         listed.append(

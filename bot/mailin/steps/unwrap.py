@@ -15,6 +15,7 @@ from email.message import Message
 from email.parser import BytesHeaderParser
 
 from bot.mailin.attachments import is_pgp_mime_encrypted, layer_payloads, readable_layer
+from bot.mailin.bounds import DEFAULT_BOUNDS, MailBounds
 from bot.mailin.forwarded import detect_forward
 from bot.mailin.intake_posts import UNDECRYPTABLE
 from bot.mailin.parse import parse_message
@@ -24,12 +25,17 @@ from bot.pgp.gpg import DecryptResult, Pgp
 
 log = logging.getLogger(__name__)
 
+# Every form of PGP the reader knows carries one of these: an armor line, or the protocol
+# parameter of multipart/encrypted or multipart/signed.
+_PGP_MARKER = re.compile(rb"-----BEGIN PGP|application/pgp-", re.IGNORECASE)
 _ARMORED_MESSAGE = re.compile(
     r"-----BEGIN PGP MESSAGE-----.*?(?:-----END PGP MESSAGE-----|\Z)", re.S
 )
 
 
-async def unwrap(pgp: Pgp, mail: IncomingMail, *, examine: bool) -> None:
+async def unwrap(
+    pgp: Pgp, mail: IncomingMail, *, examine: bool, bounds: MailBounds = DEFAULT_BOUNDS
+) -> None:
     """Decrypt and verify `mail`; with `examine`, also import the keys it carries.
 
     Automatic mail is only decrypted: it is neither a forward nor a source of keys.
@@ -37,7 +43,7 @@ async def unwrap(pgp: Pgp, mail: IncomingMail, *, examine: bool) -> None:
     result = await decrypt_and_verify(pgp, mail)
     mail.layer, layer_bytes = readable_layer(mail.raw, mail.parsed, result)
     if mail.layer == "decrypted" or mail.parsed.attachments:
-        mail.payloads = await asyncio.to_thread(layer_payloads, layer_bytes)
+        mail.payloads = await asyncio.to_thread(layer_payloads, layer_bytes, bounds)
     if mail.parsed.is_automatic:
         return
     if mail.encryption != "failed":
@@ -53,6 +59,10 @@ async def unwrap(pgp: Pgp, mail: IncomingMail, *, examine: bool) -> None:
 async def decrypt_and_verify(pgp: Pgp, mail: IncomingMail) -> DecryptResult | None:
     """Replace the mail's text and subject by the decrypted ones; note what could not be."""
     parsed = mail.parsed
+    if not _PGP_MARKER.search(mail.raw):
+        # Neither armored data nor a PGP/MIME content type anywhere: nothing for gpg, and
+        # no second full parse of a mail of thousands of parts.
+        return None
     try:
         result = await asyncio.to_thread(pgp.decrypt_raw, mail.raw)
     except Exception as exc:  # hostile input can upset gpg or python-gnupg in odd ways
