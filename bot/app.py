@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from nio import Event, MegolmEvent, RoomMessageText
@@ -17,6 +18,7 @@ from bot.mailin.attachments import AttachmentSource
 from bot.mailin.imap import ImapSource
 from bot.mailin.intake import MailIntake
 from bot.mailout.reporter import ReporterMailer, SmtpSender
+from bot.mailout.sealing import recipient_key
 from bot.matrix.client import MatrixAdapter, MatrixFatalError
 from bot.matrix.posts import Post, post_to_room
 from bot.outbox.mail_channel import MailHandler
@@ -75,7 +77,9 @@ class App:
             return EXIT_CONFIG
         pgp = make_pgp(config)
         calendar = make_calendar(config)
-        services = Services(config, calendar, ReporterMailer(config))
+        services = Services(
+            config, calendar, ReporterMailer(config), reporter_key=partial(recipient_key, pgp)
+        )
         intake = MailIntake(db, config, calendar, pgp, self.clock, self.failpoints)
         matrix = MatrixAdapter(config.matrix, db, self._on_event)
         self._matrix = matrix

@@ -64,6 +64,9 @@ class Command:
     details: str = ""
     # What the reporter gets when the command succeeds, for !help and the README's table.
     reporter_gets: str = "nothing"
+    # The dispatcher looks up the reporter's PGP key (gpg) before the transaction and hands
+    # it over as ctx.reporter_key: handlers never call gpg themselves.
+    needs_reporter_key: bool = False
 
     def usage(self) -> str:
         parts = [PREFIX + self.name]
@@ -122,11 +125,20 @@ class CommandGroup:
         needs_case: bool = True,
         details: str = "",
         reporter_gets: str = "nothing",
+        needs_reporter_key: bool = False,
     ) -> Callable[[Handler], Handler]:
         def decorate(handler: Handler) -> Handler:
             self.commands.append(
                 Command(
-                    name, summary, tuple(args), role, needs_case, handler, details, reporter_gets
+                    name,
+                    summary,
+                    tuple(args),
+                    role,
+                    needs_case,
+                    handler,
+                    details,
+                    reporter_gets,
+                    needs_reporter_key,
                 )
             )
             return handler

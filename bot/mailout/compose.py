@@ -42,9 +42,9 @@ __all__ = [
     "template_name",
 ]
 
-MailKind = Literal["ack", "assessment", "fixed", "more_info"]
+MailKind = Literal["ack", "assessment", "fixed", "more_info", "reply", "update"]
 MailLanguage = Literal["nl", "en"]
-KINDS: tuple[MailKind, ...] = ("ack", "assessment", "fixed", "more_info")
+KINDS: tuple[MailKind, ...] = ("ack", "assessment", "fixed", "more_info", "reply", "update")
 LANGUAGES: tuple[MailLanguage, ...] = ("nl", "en")
 
 SEVERITIES: dict[MailLanguage, dict[str, str]] = {
@@ -128,6 +128,7 @@ class ReporterMailContext:
     organisation: str | None = None
     assess_within_working_days: int = 5
     fix_within_days: int = 90
+    is_fixed: bool = False  # the progress update of a fixed case speaks of what follows
 
 
 # ----------------------------------------------------------------------------------------
@@ -238,6 +239,8 @@ def _template_vars(
         raise ValueError(f"unknown severity {ctx.severity!r}")
     if kind == "assessment" and severity_code is None:
         raise ValueError("the assessment mail needs a severity")
+    if kind == "reply" and not (ctx.text and ctx.text.strip()):
+        raise ValueError("a reply needs the team's text")
     name = clean_line(ctx.reporter_name or "")[:_NAME_MAX_CHARS].strip()
     text = clean_text(ctx.text).strip() if ctx.text else ""
     cvss = clean_line(ctx.cvss_vector) if ctx.cvss_vector else ""
@@ -259,6 +262,7 @@ def _template_vars(
         "cvss_vector": cvss or None,
         "text": text or None,
         "organisation": organisation,
+        "is_fixed": ctx.is_fixed,
     }
 
 
@@ -326,9 +330,13 @@ def build_reporter_mail(
     references: list[str],
     message_id: str,
     date: datetime,
+    rendered: tuple[str, str] | None = None,
 ) -> EmailMessage:
-    """The complete reporter mail as a text/plain UTF-8 message, ready to sign and send."""
-    subject, body = render_reporter_mail(kind, language, ctx)
+    """The complete reporter mail as a text/plain UTF-8 message, ready to sign and send.
+
+    `rendered`: the (subject, body) rendered before, e.g. what a `!reply` preview showed,
+    so the mail is exactly that text; default: rendered now."""
+    subject, body = rendered or render_reporter_mail(kind, language, ctx)
     if date.tzinfo is None or date.utcoffset() is None:
         raise ValueError("the Date header needs a timezone-aware datetime")
     own_ids = _message_ids([message_id])

@@ -26,10 +26,11 @@ from bot.mailout.compose import (
     ReporterMailContext,
     build_reporter_mail,
     new_message_id,
+    render_reporter_mail,
 )
 from bot.outbox import payloads
 from bot.policy.lifecycle import Case
-from storage import mails
+from storage import mails, next_checks
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,18 @@ KIND_LABELS: dict[str, str] = {
     "assessment": "assessment",
     "fixed": "fix notice",
     "more_info": "request for more information",
+    "reply": "reply",
+    "update": "progress update",
 }
+
+
+@dataclass(frozen=True)
+class RenderedMail:
+    """A reporter mail's words as they will be sent: what a `!reply` preview shows."""
+
+    language: Literal["nl", "en"]
+    subject: str
+    body: str
 
 
 @dataclass(frozen=True)
@@ -51,32 +63,8 @@ class ReporterMailer:
     def __init__(self, config: Config) -> None:
         self._config = config
 
-    async def enqueue(
-        self,
-        conn: aiosqlite.Connection,
-        case: Case,
-        kind: MailKind,
-        *,
-        idem_key: str,
-        now: datetime,
-        text: str | None = None,
-    ) -> QueuedMail:
-        """Build, store and queue one reporter mail, unsealed. `text`: the team's words for
-        this mail (what `!ask` asks); default: the case's fix text or assessment text."""
-        label = KIND_LABELS[kind]
-        if text is None and kind in ("assessment", "fixed"):
-            text = case.fix_text if kind == "fixed" else case.assessment_text
-        if case.reporter_address is None:
-            return QueuedMail(
-                f"No {label} mail: the reporter left no address (anonymous report).", False
-            )
-        in_reply_to = None
-        references: list[str] = []
-        if case.report_mail_id is not None:
-            references = await mails.references_of(conn, case.report_mail_id)
-            in_reply_to = references[-1] if references else None
-        language: Literal["nl", "en"] = "nl" if case.language == "nl" else "en"
-        context = ReporterMailContext(
+    def _context(self, case: Case, text: str | None) -> ReporterMailContext:
+        return ReporterMailContext(
             case_id=case.id,
             report_subject=case.subject,
             reporter_name=case.reporter_name,
@@ -89,18 +77,54 @@ class ReporterMailer:
             text=text,
             assess_within_working_days=self._config.policy.assess_within_working_days,
             fix_within_days=self._config.policy.fix_within_days,
+            is_fixed=case.fixed_at is not None,
         )
+
+    def render(self, case: Case, kind: MailKind, *, text: str | None = None) -> RenderedMail:
+        """The subject and body `enqueue` would send now, in the case's language."""
+        language = language_of(case)
+        subject, body = render_reporter_mail(kind, language, self._context(case, text))
+        return RenderedMail(language, subject, body)
+
+    async def enqueue(
+        self,
+        conn: aiosqlite.Connection,
+        case: Case,
+        kind: MailKind,
+        *,
+        idem_key: str,
+        now: datetime,
+        text: str | None = None,
+        rendered: RenderedMail | None = None,
+    ) -> QueuedMail:
+        """Build, store and queue one reporter mail, unsealed. `text`: the team's words for
+        this mail (what `!ask` asks); default: the case's fix text or assessment text.
+        `rendered`: send exactly these words (a `!reply` preview) instead of rendering."""
+        label = KIND_LABELS[kind]
+        if text is None and kind in ("assessment", "fixed"):
+            text = case.fix_text if kind == "fixed" else case.assessment_text
+        if case.reporter_address is None:
+            return QueuedMail(
+                f"No {label} mail: the reporter left no address (anonymous report).", False
+            )
+        in_reply_to = None
+        references: list[str] = []
+        if case.report_mail_id is not None:
+            references = await mails.references_of(conn, case.report_mail_id)
+            in_reply_to = references[-1] if references else None
+        language = rendered.language if rendered is not None else language_of(case)
         message_id = new_message_id(self._config.smtp.from_domain)
         message = build_reporter_mail(
             kind=kind,
             language=language,
-            ctx=context,
+            ctx=self._context(case, text),
             from_address=self._config.smtp.from_address,
             to_address=case.reporter_address,
             in_reply_to=in_reply_to,
             references=references,
             message_id=message_id,
             date=now,
+            rendered=(rendered.subject, rendered.body) if rendered is not None else None,
         )
         raw = message.as_bytes(policy=policy.SMTP)
         await mails.insert_mail(
@@ -127,7 +151,14 @@ class ReporterMailer:
             composed=ComposedMail.of(message),
         )
         await payloads.enqueue(conn, mail, idem_key=idem_key, case_id=case.id, now=now)
+        # A reporter mail begins a new quiet period (bot/policy/update_due.py): the SLA watch
+        # looks at the case again and plans its update warning from this mail.
+        await next_checks.check_soon(conn, case.id)
         return QueuedMail(f"The {label} mail to the reporter is queued.", True)
+
+
+def language_of(case: Case) -> Literal["nl", "en"]:
+    return "nl" if case.language == "nl" else "en"
 
 
 class SmtpDeliveryError(Exception):

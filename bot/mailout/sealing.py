@@ -27,6 +27,11 @@ def signed_only(why: str) -> str:
     return f"signed; not encrypted, {why}"
 
 
+def protection(key: str | None, unencrypted_why: str = NO_KEY_KNOWN) -> str:
+    """How a mail sealed with `key` (None: no key) is protected, as the thread says it."""
+    return ENCRYPTED if key else signed_only(unencrypted_why)
+
+
 async def recipient_key(pgp: Pgp, address: str) -> str | None:
     """The usable encryption key for `address` in the bot's keyring, if any."""
     return await asyncio.to_thread(pgp.key_for_address, address)
@@ -42,8 +47,6 @@ async def seal(
     """
     if key:
         sealed = await asyncio.to_thread(pgp.encrypt_mime, message, [key])
-        protection = ENCRYPTED
     else:
         sealed = await asyncio.to_thread(pgp.sign_mime, message)
-        protection = signed_only(unencrypted_why)
-    return Sealed(sealed.as_bytes(policy=policy.SMTP), protection)
+    return Sealed(sealed.as_bytes(policy=policy.SMTP), protection(key, unencrypted_why))

@@ -45,6 +45,11 @@ def text_to_html(text: str) -> str:
     return html.escape(text).replace("\n", "<br>\n")
 
 
+def user_link(user_id: str) -> str:
+    """A mention pill: clients render it as the user's name."""
+    return f'<a href="https://matrix.to/#/{html.escape(user_id)}">{html.escape(user_id)}</a>'
+
+
 def txn_id_for(idem_key: str) -> str:
     return "cvdbot-" + hashlib.sha256(idem_key.encode()).hexdigest()[:40]
 

@@ -9,16 +9,17 @@ the previous digest was built, so a digest after downtime misses nothing.
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 import aiosqlite
 
 from bot.config import Config
 from bot.policy.promises import PROMISES
+from bot.policy.update_due import quiet_since, update_overdue
 from bot.policy.workdays import WorkingCalendar
 from bot.watch.chart import ChartData
-from storage import case_overview, digests
+from storage import case_overview, digests, reporter_updates
 from storage.case_overview import CaseLine, OnTime, PromiseDue
 
 RATE_WINDOWS = (30, 90)
@@ -70,6 +71,14 @@ class CaseDue:
 
 
 @dataclass(frozen=True)
+class QuietReporter:
+    """A case whose reporter has had no mail from us for policy.update_every_days."""
+
+    case: CaseLine
+    since: datetime  # the last mail to the reporter (or the receipt, if none)
+
+
+@dataclass(frozen=True)
 class Digest:
     moment: datetime  # the digest moment it is for
     built_at: datetime
@@ -84,6 +93,9 @@ class Digest:
     closed: list[CaseLine]
     on_time: dict[str, dict[int, OnTime]]
     chart: ChartData
+    # Reporters without an update for too long (bot/policy/update_due.py), longest first.
+    without_update: list[QuietReporter] = field(default_factory=list)
+    update_every_days: int = 30
 
     @property
     def open_total(self) -> int:
@@ -132,7 +144,21 @@ async def build_digest(
         closed=await case_overview.fixed_between(conn, since, at),
         on_time=on_time,
         chart=await _chart_data(conn, calendar, at, sum(by_state.values())),
+        without_update=await _without_update(conn, config, calendar, at),
+        update_every_days=config.policy.update_every_days,
     )
+
+
+async def _without_update(
+    conn: aiosqlite.Connection, config: Config, calendar: WorkingCalendar, at: datetime
+) -> list[QuietReporter]:
+    every = config.policy.update_every_days
+    found = []
+    for watched in await reporter_updates.watched_cases(conn):
+        since = quiet_since(watched.received_at, watched.last_mail_at)
+        if update_overdue(since, every, calendar.tz, at):
+            found.append(QuietReporter(watched.line, since))
+    return sorted(found, key=lambda item: (item.since, item.case.id))
 
 
 async def _chart_data(
