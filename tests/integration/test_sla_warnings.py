@@ -30,6 +30,7 @@ from bot.config import load_config
 from bot.failpoints import Failpoints
 from storage.db import Database
 from tests.conftest import MakePerson
+from tests.harness.inprocess import RunningBot, ShiftedClock
 from tests.harness.person import Person, ReceivedMessage
 from tests.integration.conftest import MakeDeployment
 from tests.integration.sample_mails import ENGLISH_BODY, report
@@ -40,42 +41,6 @@ CASE_ID = re.compile(r"CVD-\d{4}-\d{4,}")
 
 def ams(day: int, hour: int, minute: int = 0) -> datetime:
     return datetime(2026, 11, day, hour, minute, tzinfo=AMS).astimezone(UTC)
-
-
-class ShiftedClock:
-    """Real time, shifted: time flows (so retries and back-off work) and the test jumps."""
-
-    def __init__(self, start: datetime) -> None:
-        self._offset = start - datetime.now(UTC)
-
-    def now(self) -> datetime:
-        return datetime.now(UTC) + self._offset
-
-    def set(self, moment: datetime) -> None:
-        self._offset = moment - datetime.now(UTC)
-
-
-class RunningBot:
-    """`App.run` as a task on the test's event loop; `stop()` is a clean shutdown."""
-
-    def __init__(self, app: App) -> None:
-        self.app = app
-        self._stop = asyncio.Event()
-        self._task = asyncio.create_task(app.run(self._stop))
-
-    async def ready(self) -> None:
-        for _ in range(600):
-            if hasattr(self.app, "scheduler") and getattr(self.app, "_matrix", None):
-                if self.app._matrix.case_room_ready.is_set():
-                    return
-            if self._task.done():
-                raise RuntimeError(f"the bot stopped: {self._task.result()}")
-            await asyncio.sleep(0.05)
-        raise TimeoutError("the bot did not get ready")
-
-    async def stop(self) -> int:
-        self._stop.set()
-        return await asyncio.wait_for(self._task, 60)
 
 
 def thread_messages(person: Person, room: str, root: ReceivedMessage) -> list[ReceivedMessage]:

@@ -289,3 +289,18 @@ async def test_update_warning_once_per_quiet_period_and_in_the_digest(room: Room
     assert len(await update_warnings()) == 2
     history = await room.rows("SELECT kind, actor FROM case_events WHERE kind = 'update_warning'")
     assert history == [("update_warning", "cvdbot")] * 2
+
+
+async def test_a_paused_fix_clock_does_not_silence_the_update_warning(room: Room) -> None:
+    # Waiting for a supplier is news the reporter is owed as well.
+    case = await add_case(
+        room.db,
+        room.calendar,
+        state=CaseState.ASSESSED,
+        acknowledged_at=at(2, 11),
+        assessed_at=at(2, 12),
+    )
+    await room.say("!pause waiting for the supplier's patch")
+    watch = SlaWatch(room.db, room.config, room.calendar)
+    await watch.tick(room.clock.now())
+    assert (await watch.tick(at(2, 10, month=12))).update_warned == [case.id]
