@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from nio import Event, MegolmEvent, RoomMessageText
@@ -18,6 +19,7 @@ from bot.mailin.bounds import MailBounds
 from bot.mailin.imap import ImapSource
 from bot.mailin.intake import MailIntake
 from bot.mailout.reporter import ReporterMailer, SmtpSender
+from bot.mailout.sealing import recipient_key
 from bot.matrix.client import MatrixAdapter, MatrixFatalError
 from bot.matrix.posts import Post, post_to_room
 from bot.matrix.undecryptable import UndecryptableEvents
@@ -87,7 +89,9 @@ class App:
             return EXIT_CONFIG
         pgp = make_pgp(config)
         calendar = make_calendar(config)
-        services = Services(config, calendar, ReporterMailer(config))
+        services = Services(
+            config, calendar, ReporterMailer(config), reporter_key=partial(recipient_key, pgp, db)
+        )
         intake = MailIntake(db, config, calendar, pgp, self.clock, self.failpoints)
         matrix = MatrixAdapter(config.matrix, db, self._on_event)
         matrix.liveness = self.liveness

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, time
 from zoneinfo import ZoneInfo
@@ -36,6 +37,10 @@ class Services:
     config: Config
     calendar: WorkingCalendar
     mailer: ReporterMailer
+    # The reporter's usable PGP key for an address (fingerprint or None), by the rule the
+    # mail channel seals with (bot/mailout/sealing.py). Calls gpg: the dispatcher runs it
+    # before a command's transaction, for commands declared with needs_reporter_key.
+    reporter_key: Callable[[str], Awaitable[str | None]] | None = None
 
     @property
     def tz(self) -> ZoneInfo:

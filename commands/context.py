@@ -14,6 +14,15 @@ from commands.registry import CommandError, Registry, Role
 from storage import case_events, cases, next_checks
 
 
+@dataclass(frozen=True)
+class ReporterKey:
+    """What the dispatcher found before the transaction: the reporter's usable PGP key for
+    `address` (None: no key, the mail will be signed only)."""
+
+    address: str
+    fingerprint: str | None
+
+
 @dataclass
 class CommandContext:
     conn: aiosqlite.Connection
@@ -25,6 +34,8 @@ class CommandContext:
     event_id: str
     now: datetime
     case: Case | None
+    # Looked up for commands declared with needs_reporter_key; None when it could not be.
+    reporter_key: ReporterKey | None = None
 
     @property
     def the_case(self) -> Case:

@@ -21,7 +21,7 @@ from bot.matrix.render import local
 from bot.policy.clock import Clock
 from bot.policy.lifecycle import Case, TransitionError, parse_case_id
 from bot.services import Services
-from commands.context import CommandContext
+from commands.context import CommandContext, ReporterKey
 from commands.registry import (
     Command,
     CommandError,
@@ -85,11 +85,12 @@ class CommandDispatcher:
         if split is None:
             return False
         name, rest = split
+        key = await self._reporter_key(message, name, rest)
         now = self._clock.now()
         async with self._db.transaction() as conn:
             if not await sync_state.mark_event_handled(conn, message.event_id, now):
                 return False
-            case, reply = await self._run(conn, message, name, rest, now)
+            case, reply = await self._run(conn, message, name, rest, now, key)
             if case is not None:
                 await post_to_case(
                     conn,
@@ -121,6 +122,7 @@ class CommandDispatcher:
         name: str,
         rest: str,
         now: datetime,
+        key: ReporterKey | None = None,
     ) -> tuple[Case | None, Post]:
         command = self._registry.get(name)
         if command is None:
@@ -165,6 +167,7 @@ class CommandDispatcher:
             event_id=message.event_id,
             now=now,
             case=case,
+            reporter_key=key,
         )
         # A savepoint, so a failing command leaves no half-made change behind while the
         # event is still recorded as handled and its error answer still goes out.
@@ -181,6 +184,35 @@ class CommandDispatcher:
             )
         # A handler answers with text, or with a Post when it means to mention someone.
         return ctx.case, answer if isinstance(answer, Post) else Post.text(answer)
+
+    async def _reporter_key(
+        self, message: IncomingMessage, name: str, rest: str
+    ) -> ReporterKey | None:
+        """For a command that says what protection a mail will get: the reporter's key, looked
+        up with gpg here, before and outside the command's transaction. None when it does not
+        apply or cannot be found out (the handler refuses then)."""
+        command = self._registry.get(name)
+        lookup = self._services.reporter_key
+        if (
+            command is None
+            or not command.needs_reporter_key
+            or lookup is None
+            or self.role_of(message.sender) < command.role
+        ):
+            return None
+        try:
+            async with self._db.transaction() as conn:
+                case, _ = await self._find_case(conn, message, rest, command)
+        except CommandError:
+            return None  # the command itself says what is wrong
+        if case.reporter_address is None:
+            return None
+        try:
+            fingerprint = await lookup(case.reporter_address)
+        except Exception:
+            log.exception("looking up the reporter's key for !%s failed", command.name)
+            return None
+        return ReporterKey(case.reporter_address, fingerprint)
 
     async def _find_case(
         self, conn: aiosqlite.Connection, message: IncomingMessage, rest: str, command: Command

@@ -80,6 +80,10 @@ class Command:
         first = values.get(self.args[0].name)
         return max([self.role, *(role for step, role in self.step_roles if step == first)])
 
+    # The dispatcher looks up the reporter's PGP key (gpg) before the transaction and hands
+    # it over as ctx.reporter_key: handlers never call gpg themselves.
+    needs_reporter_key: bool = False
+
     def usage(self) -> str:
         parts = [PREFIX + self.name]
         if self.needs_case:
@@ -144,6 +148,7 @@ class CommandGroup:
         details: str = "",
         reporter_gets: str = "nothing",
         step_roles: dict[str, Role] | None = None,
+        needs_reporter_key: bool = False,
     ) -> Callable[[Handler], Handler]:
         def decorate(handler: Handler) -> Handler:
             self.commands.append(
@@ -157,6 +162,7 @@ class CommandGroup:
                     details,
                     reporter_gets,
                     tuple((step_roles or {}).items()),
+                    needs_reporter_key,
                 )
             )
             return handler

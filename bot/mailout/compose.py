@@ -58,6 +58,8 @@ MailKind = Literal[
     "closing",
     "reward",
     "publication",
+    "reply",
+    "update",
 ]
 KINDS: tuple[MailKind, ...] = get_args(MailKind)
 MailLanguage = Literal["nl", "en"]
@@ -152,6 +154,7 @@ class ReporterMailContext:
     delete_after: datetime | None = None
     held: bool = False
     publish_date: date | None = None  # the publication mail's proposed date
+    is_fixed: bool = False  # the progress update of a fixed case speaks of what follows
 
 
 # ----------------------------------------------------------------------------------------
@@ -264,6 +267,8 @@ def _template_vars(
         raise ValueError("the assessment mail needs a severity")
     if kind == "publication" and ctx.publish_date is None:
         raise ValueError("the publication mail needs the proposed date")
+    if kind == "reply" and not (ctx.text and ctx.text.strip()):
+        raise ValueError("a reply needs the team's text")
     name = clean_line(ctx.reporter_name or "")[:_NAME_MAX_CHARS].strip()
     text = clean_text(ctx.text).strip() if ctx.text else ""
     cvss = clean_line(ctx.cvss_vector) if ctx.cvss_vector else ""
@@ -298,6 +303,7 @@ def _template_vars(
         "publish_date": (
             format_date(ctx.publish_date, language, ctx.timezone) if ctx.publish_date else None
         ),
+        "is_fixed": ctx.is_fixed,
     }
 
 
@@ -376,9 +382,13 @@ def build_reporter_mail(
     references: list[str],
     message_id: str,
     date: datetime,
+    rendered: tuple[str, str] | None = None,
 ) -> EmailMessage:
-    """The complete reporter mail as a text/plain UTF-8 message, ready to sign and send."""
-    subject, body = render_reporter_mail(kind, language, ctx)
+    """The complete reporter mail as a text/plain UTF-8 message, ready to sign and send.
+
+    `rendered`: the (subject, body) rendered before, e.g. what a `!reply` preview showed,
+    so the mail is exactly that text; default: rendered now."""
+    subject, body = rendered or render_reporter_mail(kind, language, ctx)
     if date.tzinfo is None or date.utcoffset() is None:
         raise ValueError("the Date header needs a timezone-aware datetime")
     own_ids = _message_ids([message_id])

@@ -27,11 +27,12 @@ from bot.mailout.compose import (
     build_reporter_mail,
     fixed_subject,
     new_message_id,
+    render_reporter_mail,
 )
 from bot.mailout.sealing import outer_subject
 from bot.outbox import payloads
 from bot.policy.lifecycle import Case
-from storage import case_intake, mails
+from storage import case_intake, mails, next_checks
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,18 @@ KIND_LABELS: dict[str, str] = {
     "closing": "closing notice",
     "reward": "reward approval",
     "publication": "publication proposal",
+    "reply": "reply",
+    "update": "progress update",
 }
+
+
+@dataclass(frozen=True)
+class RenderedMail:
+    """A reporter mail's words as the reporter will read them (what `!reply` previews)."""
+
+    language: Literal["nl", "en"]
+    subject: str
+    body: str
 
 
 @dataclass(frozen=True)
@@ -59,35 +71,16 @@ class ReporterMailer:
     def __init__(self, config: Config) -> None:
         self._config = config
 
-    async def enqueue(
+    def _context(
         self,
-        conn: aiosqlite.Connection,
         case: Case,
         kind: MailKind,
+        text: str | None,
         *,
-        idem_key: str,
-        now: datetime,
-        text: str | None = None,
         duplicate_of: str | None = None,
         publish_date: date | None = None,
-    ) -> QueuedMail:
-        """Build, store and queue one reporter mail, unsealed. `text`: the team's words for
-        this mail (what `!ask` asks); default: the case's fix text or assessment text.
-        `duplicate_of`: the earlier case a duplicate mail may name (the same reporter's)."""
-        label = KIND_LABELS[kind]
-        if text is None and kind in ("assessment", "fixed"):
-            text = case.fix_text if kind == "fixed" else case.assessment_text
-        if case.reporter_address is None:
-            return QueuedMail(
-                f"No {label} mail: the reporter left no address (anonymous report).", False
-            )
-        in_reply_to = None
-        references: list[str] = []
-        if case.report_mail_id is not None:
-            references = await mails.references_of(conn, case.report_mail_id)
-            in_reply_to = references[-1] if references else None
-        language: Literal["nl", "en"] = "nl" if case.language == "nl" else "en"
-        context = ReporterMailContext(
+    ) -> ReporterMailContext:
+        return ReporterMailContext(
             case_id=case.id,
             report_subject=case.subject,
             reporter_name=case.reporter_name,
@@ -105,6 +98,47 @@ class ReporterMailer:
             delete_after=case.delete_after,
             held=case.hold_reason is not None,
             publish_date=publish_date,
+            is_fixed=case.fixed_at is not None,
+        )
+
+    def render(self, case: Case, kind: MailKind, *, text: str | None = None) -> RenderedMail:
+        """The subject and body `enqueue` would send now, in the case's language."""
+        language = language_of(case)
+        subject, body = render_reporter_mail(kind, language, self._context(case, kind, text))
+        return RenderedMail(language, subject, body)
+
+    async def enqueue(
+        self,
+        conn: aiosqlite.Connection,
+        case: Case,
+        kind: MailKind,
+        *,
+        idem_key: str,
+        now: datetime,
+        text: str | None = None,
+        rendered: RenderedMail | None = None,
+        duplicate_of: str | None = None,
+        publish_date: date | None = None,
+    ) -> QueuedMail:
+        """Build, store and queue one reporter mail, unsealed. `text`: the team's words for
+        this mail (what `!ask` asks); default: the case's fix text or assessment text.
+        `rendered`: send exactly these words (a `!reply` preview) instead of rendering.
+        `duplicate_of`: the earlier case a duplicate mail may name (the same reporter's)."""
+        label = KIND_LABELS[kind]
+        if text is None and kind in ("assessment", "fixed"):
+            text = case.fix_text if kind == "fixed" else case.assessment_text
+        if case.reporter_address is None:
+            return QueuedMail(
+                f"No {label} mail: the reporter left no address (anonymous report).", False
+            )
+        in_reply_to = None
+        references: list[str] = []
+        if case.report_mail_id is not None:
+            references = await mails.references_of(conn, case.report_mail_id)
+            in_reply_to = references[-1] if references else None
+        language = rendered.language if rendered is not None else language_of(case)
+        context = self._context(
+            case, kind, text, duplicate_of=duplicate_of, publish_date=publish_date
         )
         message_id = new_message_id(self._config.smtp.from_domain)
         message = build_reporter_mail(
@@ -117,6 +151,7 @@ class ReporterMailer:
             references=references,
             message_id=message_id,
             date=now,
+            rendered=(rendered.subject, rendered.body) if rendered is not None else None,
         )
         # A report that came encrypted keeps its subject out of every relay's sight.
         intake = await case_intake.get_case_intake(conn, case.id)
@@ -151,7 +186,14 @@ class ReporterMailer:
             hidden_subject=hidden,
         )
         await payloads.enqueue(conn, mail, idem_key=idem_key, case_id=case.id, now=now)
+        # A reporter mail begins a new quiet period (bot/policy/update_due.py): the SLA watch
+        # looks at the case again and plans its update warning from this mail.
+        await next_checks.check_soon(conn, case.id)
         return QueuedMail(f"The {label} mail to the reporter is queued.", True)
+
+
+def language_of(case: Case) -> Literal["nl", "en"]:
+    return "nl" if case.language == "nl" else "en"
 
 
 class SmtpDeliveryError(Exception):

@@ -52,6 +52,11 @@ async def recipient_key(pgp: Pgp, db: Database, address: str) -> str | None:
     return await asyncio.to_thread(pgp.key_for_address, address, pinned=pinned, exclude=exclude)
 
 
+def protection(key: str | None, unencrypted_why: str = NO_KEY_KNOWN) -> str:
+    """How a mail sealed with `key` (None: no key) is protected, as the thread says it."""
+    return ENCRYPTED if key else signed_only(unencrypted_why)
+
+
 async def seal(
     pgp: Pgp,
     message: EmailMessage,
@@ -70,11 +75,9 @@ async def seal(
     if key:
         hide: bool | str = hidden_subject or False
         sealed = await asyncio.to_thread(pgp.encrypt_mime, message, [key], hide_subject=hide)
-        protection = ENCRYPTED
     else:
         if hidden_subject is not None:
             message = copy.deepcopy(message)
             message.replace_header("Subject", hidden_subject)
         sealed = await asyncio.to_thread(pgp.sign_mime, message)
-        protection = signed_only(unencrypted_why)
-    return Sealed(sealed.as_bytes(policy=WIRE), protection)
+    return Sealed(sealed.as_bytes(policy=WIRE), protection(key, unencrypted_why))

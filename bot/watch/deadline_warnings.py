@@ -17,6 +17,8 @@ How it works:
 * Outside business hours warnings wait for the next business period, unless a deadline has
   passed: then everything pending goes out at once.
 * A paused fix clock has no points; acknowledge and assess keep running while it is paused.
+* The update warning point (a reporter without mail from us for too long) is checked in the
+  same pass and shares the case's schedule: bot/watch/update_warnings.py.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from bot.policy.lifecycle import Case
 from bot.policy.promises import BY_NAME, FIX
 from bot.policy.workdays import WorkingCalendar
 from bot.watch.ibd_share_warning import check_ibd_share
+from bot.watch.update_warnings import UpdateWatch
 from bot.watch.warning_points import (
     Passage,
     WarningPoint,
@@ -78,10 +81,11 @@ class TickResult:
     warned: list[str] = field(default_factory=list)
     escalated: list[str] = field(default_factory=list)
     deferred: list[str] = field(default_factory=list)
+    update_warned: list[str] = field(default_factory=list)
 
     @property
     def queued(self) -> bool:
-        return bool(self.warned or self.escalated)
+        return bool(self.warned or self.escalated or self.update_warned)
 
 
 class SlaWatch:
@@ -92,6 +96,7 @@ class SlaWatch:
         self._config = config
         self._calendar = calendar
         self.points = parse_points(config.policy.warnings, calendar)
+        self.updates = UpdateWatch(config, calendar)
 
     async def tick(self, now: datetime) -> TickResult:
         result = TickResult()
@@ -110,13 +115,15 @@ class SlaWatch:
             result.checked += len(due)
             if len(due) < BATCH:
                 break
-        if result.queued or result.deferred:
+        if result.queued or result.deferred:  # update_warned counts as queued
             log.info(
-                "SLA tick: %d checked, %d warned, %d escalated, %d waiting for business hours",
+                "SLA tick: %d checked, %d warned, %d escalated, %d waiting for business hours,"
+                " %d warned of a reporter without update",
                 result.checked,
                 len(result.warned),
                 len(result.escalated),
                 len(result.deferred),
+                len(result.update_warned),
             )
         return result
 
@@ -168,6 +175,13 @@ class SlaWatch:
                 opens = self._calendar.clock_start(now).astimezone(UTC)
                 next_at = opens if next_at is None else min(next_at, opens)
                 result.deferred.append(case.id)
+        # The update warning point (bot/watch/update_warnings.py) shares this schedule.
+        update_warned, update_next = await self.updates.check(conn, case, now, self._who(case))
+        if update_warned:
+            result.update_warned.append(case.id)
+        if update_next is not None:
+            update_next = update_next.astimezone(UTC)
+            next_at = update_next if next_at is None else min(next_at, update_next)
         if next_at is not None and next_at <= now:
             next_at = now + timedelta(minutes=1)  # never a check that is due again at once
         await next_checks.set_next_check(conn, case_id, next_at)

@@ -16,9 +16,10 @@ import aiosqlite
 
 from bot.config import Config
 from bot.policy.promises import PROMISES
+from bot.policy.update_due import quiet_since, update_overdue
 from bot.policy.workdays import WorkingCalendar
 from bot.watch.chart import ChartData
-from storage import case_decisions, case_overview, digests
+from storage import case_decisions, case_overview, digests, reporter_updates
 from storage.case_overview import CaseLine, OnTime, PromiseDue
 
 RATE_WINDOWS = (30, 90)
@@ -70,6 +71,14 @@ class CaseDue:
 
 
 @dataclass(frozen=True)
+class QuietReporter:
+    """A case whose reporter has had no mail from us for policy.update_every_days."""
+
+    case: CaseLine
+    since: datetime  # the last mail to the reporter (or the receipt, if none)
+
+
+@dataclass(frozen=True)
 class Digest:
     moment: datetime  # the digest moment it is for
     built_at: datetime
@@ -88,6 +97,9 @@ class Digest:
     # and rewards waiting for a manager's decision ("proposed") or for delivery ("approved").
     ibd_unshared: list[CaseLine] = field(default_factory=list)
     rewards_pending: list[tuple[CaseLine, str]] = field(default_factory=list)
+    # Reporters without an update for too long (bot/policy/update_due.py), longest first.
+    without_update: list[QuietReporter] = field(default_factory=list)
+    update_every_days: int = 30
 
     @property
     def open_total(self) -> int:
@@ -140,6 +152,8 @@ async def build_digest(
             conn, await case_decisions.not_shared_with_ibd(conn)
         ),
         rewards_pending=await _rewards_pending(conn),
+        without_update=await _without_update(conn, config, calendar, at),
+        update_every_days=config.policy.update_every_days,
     )
 
 
@@ -147,6 +161,18 @@ async def _rewards_pending(conn: aiosqlite.Connection) -> list[tuple[CaseLine, s
     pending = await case_decisions.pending_rewards(conn)
     lines = {line.id: line for line in await case_overview.lines_of(conn, [c for c, _ in pending])}
     return [(lines[case_id], state) for case_id, state in pending if case_id in lines]
+
+
+async def _without_update(
+    conn: aiosqlite.Connection, config: Config, calendar: WorkingCalendar, at: datetime
+) -> list[QuietReporter]:
+    every = config.policy.update_every_days
+    found = []
+    for watched in await reporter_updates.watched_cases(conn):
+        since = quiet_since(watched.received_at, watched.last_mail_at)
+        if update_overdue(since, every, calendar.tz, at):
+            found.append(QuietReporter(watched.line, since))
+    return sorted(found, key=lambda item: (item.since, item.case.id))
 
 
 async def _chart_data(

@@ -94,6 +94,20 @@ def _sections(digest: Digest, tz: ZoneInfo, room: str, with_content: bool) -> li
             len(digest.overdue),
         ),
         _Section(
+            f"Reporters without an update for too long ({digest.update_every_days} days or "
+            f"more without mail from us): {len(digest.without_update)}",
+            [
+                _item(
+                    q.case,
+                    _case_facts(q.case) + _SEP + f"no mail from us since {local(q.since, tz)}",
+                    room,
+                    with_content,
+                )
+                for q in digest.without_update[:LIST_LIMIT]
+            ],
+            len(digest.without_update),
+        ),
+        _Section(
             f"Closed since {local(digest.since, tz)}: {len(digest.closed)}",
             [
                 _item(

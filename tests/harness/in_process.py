@@ -5,7 +5,9 @@ Used where a test moves time (SLA warnings, the retention countdown)."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import UTC, datetime
+from pathlib import Path
 
 from bot.app import App
 
@@ -44,3 +46,21 @@ class RunningBot:
     async def stop(self) -> int:
         self._stop.set()
         return await asyncio.wait_for(self._task, 60)
+
+
+async def wait_until_sent(db_path: Path, timeout: float = 60) -> None:
+    """Until the bot's outbox holds nothing pending: every post and mail it queued has gone
+    out (a failed row fails the wait). Counting after this is exact, not a guess by sleep."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        with sqlite3.connect(db_path, timeout=10) as conn:
+            pending, failed = conn.execute(
+                "SELECT SUM(state = 'pending'), SUM(state = 'failed') FROM outbox"
+            ).fetchone()
+        if failed:
+            raise AssertionError(f"{failed} outbox item(s) failed")
+        if not pending:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"{pending} outbox item(s) still pending after {timeout} s")
+        await asyncio.sleep(0.1)

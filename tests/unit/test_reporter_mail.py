@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from bot.mailout.compose import (
+    DEFAULT_ORGANISATION,
     KINDS,
     LANGUAGES,
     ComposedMail,
@@ -62,6 +63,10 @@ def bare_for(kind: MailKind) -> ReporterMailContext:
     # without its date; everything else may be absent.
     if kind == "publication":
         return replace(BARE, publish_date=date(2026, 7, 1))
+    # The assessment mail cannot exist without a severity, a reply not without the team's
+    # text; everything else may be absent.
+    if kind == "reply":
+        return replace(BARE, text="We could reproduce it.")
     return replace(BARE, severity="low") if kind == "assessment" else BARE
 
 
@@ -141,6 +146,8 @@ def test_every_kind_and_language_renders(
         ("closing", "Afgesloten", "Closed"),
         ("reward", "Een beloning voor uw melding", "A reward for your report"),
         ("publication", "Openbaar maken van het probleem", "Making the problem public"),
+        ("reply", "Bericht over uw melding", "About your report"),
+        ("update", "Voortgang van uw melding", "Progress on your report"),
     ],
 )
 def test_subjects(kind: MailKind, nl: str, en: str) -> None:
@@ -294,6 +301,53 @@ def test_reward_mail_asks_for_delivery_details_and_says_they_are_deleted() -> No
 def test_more_info_without_text_asks_something_concrete() -> None:
     assert "IP-adres of de URL" in render_reporter_mail("more_info", "nl", BARE)[1]
     assert "IP\naddress or URL" in render_reporter_mail("more_info", "en", BARE)[1]
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_reply_wraps_the_team_text_in_greeting_and_signature(language: MailLanguage) -> None:
+    ctx = replace(FULL, text="We reproduced it.\nA fix is planned for next week.")
+    _, body = render_reporter_mail("reply", language, ctx)
+    lines = body.splitlines()
+    assert lines[0] in ("Beste Jan Jansen,", "Dear Jan Jansen,")
+    assert lines[2:4] == ["We reproduced it.", "A fix is planned for next week."]
+    assert "[CVD-2026-0007]" in body
+    assert body.rstrip().endswith(DEFAULT_ORGANISATION[language])
+    # Only the team's words, greeting, the reply hint and the signature: no other promises.
+    assert len(lines) < 14
+
+
+def test_reply_without_text_is_refused() -> None:
+    for text in (None, "", "  \n "):
+        with pytest.raises(ValueError, match="reply needs the team's text"):
+            render_reporter_mail("reply", "en", replace(FULL, text=text))
+
+
+@pytest.mark.parametrize(
+    ("language", "target", "still"),
+    [
+        ("nl", "uiterlijk zondag 28 februari 2027 opgelost", "We werken nog aan de oplossing"),
+        ("en", "fixed by Sunday 28 February 2027", "We are still working on fixing"),
+    ],
+)
+def test_standard_update_names_the_fix_target(
+    language: MailLanguage, target: str, still: str
+) -> None:
+    _, body = render_reporter_mail("update", language, replace(FULL, text=None))
+    assert still in body and target in body
+    _, own = render_reporter_mail("update", language, FULL)
+    assert "Parameter q was not escaped." in own and still not in own and target not in own
+
+
+def test_update_of_a_fixed_case_speaks_of_the_follow_up() -> None:
+    fixed = replace(FULL, text=None, is_fixed=True)
+    assert "Het probleem is opgelost" in render_reporter_mail("update", "nl", fixed)[1]
+    body = render_reporter_mail("update", "en", fixed)[1]
+    assert "has been fixed" in body and "still working on fixing" not in body
+
+
+def test_update_without_a_fix_date_names_the_policy_days() -> None:
+    body = render_reporter_mail("update", "en", replace(FULL, text=None, fix_due=None))[1]
+    assert "within 90 days of your report" in body
 
 
 def test_organisation_can_be_replaced() -> None:

@@ -1,0 +1,286 @@
+"""!reply, !send, !update, !lang and the update warning point end to end: the bot runs
+in-process with an injected clock against the real Synapse, SMTP and gpg; the team member
+uses a real E2EE client; the reporters' mail is opened with their own gpg.
+
+Case E (English): Sam mails an encrypted report with his key attached, so the bot holds
+his key: the reply preview says "encrypted", and the reply that goes out is encrypted to
+him and is word for word the preview. Superseded, resent and expired previews are refused.
+After !lang nl, !update sends Sam one Dutch progress mail. Case D (Dutch): Eva has no key:
+her reply preview says "signed only" and the mail is signed, not encrypted.
+Thirty days after the last mails the update warning point fires once per case, also across
+a restart, and `cvdbot digest --print` lists both cases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+import sys
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from bot.app import App, make_intake
+from bot.config import load_config
+from bot.failpoints import Failpoints
+from bot.pgp.gpg import Pgp
+from storage.db import Database
+from tests.harness.bot import CvdDeployment
+from tests.harness.in_process import RunningBot, ShiftedClock, wait_until_sent
+from tests.harness.person import Person, ReceivedMessage
+from tests.harness.reporter_pgp import ReporterGpg
+from tests.harness.smtp import ReceivedMail
+from tests.integration.conftest import MakeDeployment
+from tests.integration.sample_mails import DUTCH_BODY, ENGLISH_BODY, report
+
+AMS = ZoneInfo("Europe/Amsterdam")
+CASE_ID = re.compile(r"CVD-\d{4}-\d{4,}")
+SEPARATOR = "────────────────────────────────"
+START = datetime(2026, 11, 2, 10, 0, tzinfo=AMS).astimezone(UTC)  # Monday, business hours
+
+
+def in_thread(person: Person, room: str, root: ReceivedMessage) -> list[ReceivedMessage]:
+    return [m for m in person.messages(room) if m.thread_root == root.event_id]
+
+
+async def command(
+    d: CvdDeployment, root: ReceivedMessage, text: str, answer: str
+) -> ReceivedMessage:
+    """Send a command in the case thread; the bot's answer to exactly this message."""
+    event_id = await d.team.send(d.room_id, text, thread_root=root.event_id)
+    return await d.team.wait_for_message(
+        d.room_id,
+        lambda m: (
+            m.thread_root == root.event_id
+            and m.content.get("m.relates_to", {}).get("m.in_reply_to", {}).get("event_id")
+            == event_id
+            and answer in m.body
+        ),
+        timeout=60,
+    )
+
+
+def preview_of(message: ReceivedMessage) -> tuple[str, str]:
+    """(subject, body) of the mail as the preview in the thread shows it."""
+    head, body, _ = message.body.replace("\u2060", "").split(SEPARATOR)
+    subject = next(line for line in head.splitlines() if line.startswith("Subject: "))
+    return subject.removeprefix("Subject: "), body.strip("\n") + "\n"
+
+
+def opened(received: ReceivedMail, reporter: ReporterGpg | None) -> EmailMessage:
+    """The mail as the reporter's client shows it: decrypted with their key, or the signed
+    part of a signed-only mail."""
+    message = received.message
+    if reporter is None:
+        assert message.get_content_type() == "multipart/signed", message.get_content_type()
+        inner = list(message.iter_parts())[0]
+        assert isinstance(inner, EmailMessage)
+        return inner
+    assert message.get_content_type() == "multipart/encrypted", message.get_content_type()
+    ciphertext = list(message.iter_parts())[1].get_payload(decode=True)
+    assert isinstance(ciphertext, bytes)
+    inner = message_from_bytes(reporter.decrypt(ciphertext), policy=policy.default)
+    assert isinstance(inner, EmailMessage)
+    return inner
+
+
+def plain_text(message: EmailMessage) -> str:
+    body = message.get_body(("plain",))
+    assert body is not None
+    # Signed content travels with CRLF line ends (RFC 3156); the text is the same.
+    return str(body.get_content()).replace("\r\n", "\n")
+
+
+def subject_of(received: ReceivedMail) -> str:
+    # A long subject is folded onto a continuation line; parsed back it keeps a leading space.
+    return str(received.message["Subject"]).strip()
+
+
+def db_write(d: CvdDeployment, sql: str, *args: object) -> None:
+    with sqlite3.connect(d.db_path, timeout=30) as conn:
+        assert conn.execute(sql, args).rowcount == 1
+
+
+def db_rows(d: CvdDeployment, sql: str, *args: object) -> list[tuple[object, ...]]:
+    with sqlite3.connect(d.db_path, timeout=10) as conn:
+        return conn.execute(sql, args).fetchall()
+
+
+async def test_reply_send_update_lang_and_the_update_warning(
+    make_deployment: MakeDeployment, tmp_path: Path
+) -> None:
+    d = await make_deployment()
+    sam = ReporterGpg(tmp_path / "sam", "Sam Finder", "sam@finder.example")
+    bot: RunningBot | None = None
+    try:
+        config = load_config(d.write_config(), {})
+        clock = ShiftedClock(START)
+        bot = RunningBot(App(config, clock=clock, environ={}))
+        await bot.ready()
+
+        # Both reports through the pipe path, in-process, so they get the test's clock.
+        bot_key = Pgp(d.workdir / "data" / "gnupg", None, None).export_public_key(d.key_fingerprint)
+        sam.import_key(bot_key)
+        inner = sam.inner_part(
+            ENGLISH_BODY,
+            subject="SQL injection in the permit form",
+            attachments=[("sam.asc", "application/pgp-keys", sam.public_key().encode())],
+        )
+        db = await Database.open(config.storage.path)
+        intake = make_intake(db, config, clock, Failpoints({}))
+        await intake.ingest(sam.pgp_mime_encrypted(inner, [d.key_fingerprint]), source="pipe")
+        await intake.ingest(
+            report(subject="Lek in parkeervergunning", body=DUTCH_BODY), source="pipe"
+        )
+        await db.close()
+        bot.app.worker.wake()
+        root_e = await d.team.wait_for_message(
+            d.room_id, lambda m: "New report" in m.body and "SQL injection" in m.body, timeout=60
+        )
+        root_d = await d.team.wait_for_message(
+            d.room_id, lambda m: "New report" in m.body and "Lek in" in m.body, timeout=60
+        )
+        case_e = CASE_ID.search(root_e.body).group(0)  # type: ignore[union-attr]
+        case_d = CASE_ID.search(root_d.body).group(0)  # type: ignore[union-attr]
+        await d.team.wait_for_message(
+            d.room_id, lambda m: "Imported the reporter's public key" in m.body, timeout=60
+        )
+        for root in (root_e, root_d):
+            await command(d, root, "!ack", "acknowledged by")
+            await command(d, root, "!assess medium", "assessed as medium")
+        await wait_until_sent(d.db_path)
+        assert len(d.smtp.messages) == 4
+
+        # Case E: two previews; the first is superseded, the second is sent, once.
+        first = await command(d, root_e, "!reply We reproduced it; thank you.", "Preview #1")
+        assert "Protection: PGP-encrypted and signed" in first.body
+        assert "Language: English (en)" in first.body and "To: sam@finder.example" in first.body
+        second = await command(
+            d,
+            root_e,
+            "!reply We reproduced it.\nThe fix is planned for next week; we keep you informed.",
+            "Preview #2",
+        )
+        superseded = await command(d, root_e, "!send 1", "superseded by #2")
+        assert "Nothing was sent" in superseded.body
+        await command(d, root_e, "!send", "sent reply preview #2")
+        await wait_until_sent(d.db_path)
+        assert len(d.smtp.messages) == 5
+        reply = d.smtp.messages[4]
+        assert reply.rcpt_tos == ["sam@finder.example"]
+        assert b"fix is planned" not in reply.raw, "encrypted on the wire"
+        subject, body = preview_of(second)
+        assert subject_of(reply) == subject
+        assert plain_text(opened(reply, sam)) == body
+        assert "Dear Sam Finder,\n\nWe reproduced it.\nThe fix is planned" in body
+        await d.team.wait_for_message(
+            d.room_id,
+            lambda m: "reply mail went to sam@finder.example (PGP-encrypted and signed)" in m.body,
+        )
+        await command(d, root_e, "!send", "preview #2 was already sent")
+
+        # A preview older than an hour (its stored time moved back) is refused.
+        await command(d, root_e, "!reply One more thing.", "Preview #3")
+        # In a thread: the in-process bot shares this event loop and may hold the write lock.
+        await asyncio.to_thread(
+            db_write,
+            d,
+            "UPDATE reply_previews SET created_at = ? WHERE case_id = ? AND number = 3",
+            (clock.now() - timedelta(minutes=61)).isoformat(),
+            case_e,
+        )
+        await command(d, root_e, "!send", "preview #3 is older than an hour")
+
+        # !lang nl on the English case, then the standard progress update: Dutch, encrypted.
+        await command(d, root_e, "!lang nl", "from English (en) to Dutch (nl)")
+        await command(d, root_e, "!update", "a progress update")
+        await wait_until_sent(d.db_path)
+        assert len(d.smtp.messages) == 6
+        update = d.smtp.messages[5]
+        assert subject_of(update).startswith(f"[{case_e}] Voortgang van uw melding")
+        dutch = plain_text(opened(update, sam))
+        assert "We werken nog aan de oplossing" in dutch
+        assert "uiterlijk zondag 31 januari 2027 opgelost" in dutch
+
+        # Case D: Eva has no key; the preview says so and the mail is signed only, in Dutch.
+        eva = await command(d, root_d, "!reply Wij hebben het kunnen nagaan.", "Preview #1")
+        assert "Protection: signed; not encrypted, no PGP key known for this address" in eva.body
+        assert "Language: Dutch (nl)" in eva.body
+        await command(d, root_d, "!send 1", "sent reply preview #1")
+        await wait_until_sent(d.db_path)
+        assert len(d.smtp.messages) == 7
+        signed = d.smtp.messages[6]
+        assert signed.rcpt_tos == ["eva@researcher.example"]
+        subject, body = preview_of(eva)
+        assert subject_of(signed) == subject
+        assert plain_text(opened(signed, None)) == body
+        assert body.startswith("Beste Eva Onderzoeker,")
+
+        history = db_rows(d, "SELECT kind FROM case_events WHERE case_id = ? ORDER BY id", case_e)
+        # The refused !send commands left nothing in the audit log.
+        assert [row[0] for row in history][-6:] == [
+            "reply_previewed",
+            "reply_previewed",
+            "reply_sent",
+            "reply_previewed",
+            "language_changed",
+            "update_sent",
+        ]
+
+        # Thirty days later (Wednesday 2 December, 10:30): each reporter has waited long
+        # enough; each thread is warned once, also when the tick runs again and after a
+        # restart.
+        clock.set(START + timedelta(days=30, minutes=30))
+        await bot.app.scheduler.tick_sla()
+        await bot.app.scheduler.tick_sla()
+        await wait_until_sent(d.db_path)
+        assert await bot.stop() == 0
+        bot = RunningBot(App(config, clock=clock, environ={}))
+        await bot.ready()
+        await bot.app.scheduler.tick_sla()
+        clock.set(START + timedelta(days=31))
+        await bot.app.scheduler.tick_sla()
+        await wait_until_sent(d.db_path)
+        for root in (root_e, root_d):
+            await d.team.wait_for_message(
+                d.room_id,
+                lambda m, r=root: m.thread_root == r.event_id and "no update for" in m.body,
+            )
+        await d.team.wait_for_sync(2)
+        for root, case in ((root_e, case_e), (root_d, case_d)):
+            warnings = [m for m in in_thread(d.team, d.room_id, root) if "no update" in m.body]
+            assert len(warnings) == 1, [w.body for w in warnings]
+            assert f"📭 {case}: no update for the reporter — for {d.team.user_id}" in (
+                warnings[0].body
+            )
+            assert warnings[0].content["m.mentions"] == {"user_ids": [d.team.user_id]}
+        assert db_rows(d, "SELECT COUNT(*) FROM update_warnings") == [(2,)]
+        assert len(d.smtp.messages) == 7, "a warning mails nobody"
+
+        # `cvdbot digest --print`, as its own process (not blocking the bot's event loop).
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "digest",
+            "--config",
+            str(d.config_path),
+            "--print",
+            "--at",
+            (START + timedelta(days=31)).isoformat(),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode == 0
+        printed = out.decode()
+        section = printed.split("Reporters without an update for too long")[1].split("\n\n")[0]
+        assert "(30 days or more without mail from us): 2" in section
+        assert f"{case_e} · assessed · medium" in section and f"{case_d} · assessed" in section
+        assert d.team.undecryptable(d.room_id) == []
+    finally:
+        if bot is not None:
+            await asyncio.wait_for(bot.stop(), 60)
+        sam.close()
