@@ -30,7 +30,7 @@ from commands.dispatch import CommandDispatcher, IncomingMessage
 from storage import case_events, cases, next_checks
 from storage.db import Database
 from tests.unit.test_sla_commands import MovableClock
-from tests.unit.test_sla_watch import ALICE, BOB, add_case, at, make_config
+from tests.unit.test_sla_watch import ALICE, BOB, add_case, at, make_config, share_with_ibd
 
 SAM = "sam@finder.example"
 
@@ -239,6 +239,8 @@ async def test_update_warning_once_per_quiet_period_and_in_the_digest(room: Room
         room.db, room.calendar, state=CaseState.ACKNOWLEDGED, acknowledged_at=at(2, 11)
     )
     watch = SlaWatch(room.db, room.config, room.calendar)
+    # Shared with the IBD already: this test watches the update point, not the share's.
+    await share_with_ibd(room.db, case)
     await room.say("!assess low stored XSS")  # the assessment mail: the quiet period starts
     assert (await room.rows("SELECT next_sla_check_at FROM cases")) == [("",)]
     await watch.tick(room.clock.now())
