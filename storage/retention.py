@@ -101,6 +101,20 @@ async def delete_intake_details(conn: aiosqlite.Connection, case_id: str) -> int
     return targets
 
 
+async def delete_decisions_text(conn: aiosqlite.Connection, case_id: str) -> None:
+    """The reporter's words and identity kept with the later steps: `!reply` previews (the
+    address and the team's text), the credit name and URL, the reward's texts and delivery
+    details, the publication text. The decisions' states and times stay for the record."""
+    await conn.execute("DELETE FROM reply_previews WHERE case_id = ?", (case_id,))
+    await conn.execute(
+        "UPDATE case_decisions SET credit_name = NULL, credit_url = NULL,"
+        " credit_evidence = NULL, consent_evidence = NULL, reward_criteria = NULL,"
+        " reward_proposal = NULL, reward_decision = NULL, reward_delivery = NULL,"
+        " publish_text = NULL, publish_evidence = NULL WHERE case_id = ?",
+        (case_id,),
+    )
+
+
 async def delete_reporter_keys(
     conn: aiosqlite.Connection, case_id: str, address: str | None, at: datetime
 ) -> list[str]:

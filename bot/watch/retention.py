@@ -140,6 +140,7 @@ class RetentionWatch:
         events = await retention.sent_matrix_events(conn, case_id)
         mails = await retention.delete_mails(conn, case_id, now)
         targets = await retention.delete_intake_details(conn, case_id)
+        await retention.delete_decisions_text(conn, case_id)
         await retention.delete_reporter_keys(conn, case_id, case.reporter_address, now)
         await retention.scrub_audit_log(conn, case_id)
         await retention.scrub_outbox(conn, case_id, payloads.DELETED_PAYLOAD)

@@ -232,7 +232,14 @@ async def test_the_retention_job_leaves_a_stub_and_nothing_of_the_report(
             row = await cur.fetchone()
         assert row is not None
         await outbox.mark_sent(conn, row[0], "$posted", at(3, 9))
-    for command in ("!ack", "!assess low", f"!fixed removed {secret}", "!close"):
+    for command in (
+        "!ack",
+        f"!reply Thanks Eva Onderzoeker, we look at {secret}",  # a preview, never sent
+        "!credit name Eva Onderzoeker https://afval.example/eva",
+        "!assess low",
+        f"!fixed removed {secret}",
+        "!close",
+    ):
         await room.say(command, thread="$root")
     async with room.db.transaction() as conn:
         closed = await cases.get_case(conn, case.id)
