@@ -143,12 +143,12 @@ async def pending_in(conn: aiosqlite.Connection, channel: Channel) -> int:
 
 
 async def retry_now(conn: aiosqlite.Connection, channel: Channel, now: datetime) -> int:
-    """Make every pending item of a channel due now (what waited for a reason that is gone,
-    e.g. the case room that is trusted again, goes out at once instead of after its back-off).
-    The number of items."""
+    """Make every pending item of a channel due now, its back-off started over: what waited
+    for a reason that is gone (the case room safe again) goes out at once, and the waiting
+    does not count against an attachment's attempts. The number of items."""
     cur = await conn.execute(
-        "UPDATE outbox SET next_attempt_at = ? WHERE state = 'pending' AND channel = ?"
-        " AND next_attempt_at > ?",
+        "UPDATE outbox SET next_attempt_at = ?, attempts = 0 WHERE state = 'pending'"
+        " AND channel = ? AND (next_attempt_at > ? OR attempts > 0)",
         (now.isoformat(), channel, now.isoformat()),
     )
     return cur.rowcount
