@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from nio import Event, MegolmEvent, RoomMessageText
+from nio import Event, MegolmEvent, RedactionEvent, RoomMessageText
 
 from bot.config import Config
 from bot.failpoints import Failpoints
@@ -20,11 +20,13 @@ from bot.mailin.imap import ImapSource
 from bot.mailin.intake import MailIntake
 from bot.mailout.reporter import ReporterMailer, SmtpSender
 from bot.mailout.sealing import recipient_key
+from bot.matrix.case_room_guard import CaseRoomGuard
 from bot.matrix.client import MatrixAdapter, MatrixFatalError
 from bot.matrix.posts import Post, post_to_room
 from bot.matrix.undecryptable import UndecryptableEvents
 from bot.ops.health import Liveness
 from bot.ops.http import Monitor, OpsServer
+from bot.outbox.external_commits import wake_on_external_commits
 from bot.outbox.mail_channel import MailHandler
 from bot.outbox.matrix_channel import MatrixHandler
 from bot.outbox.worker import OutboxWorker
@@ -116,6 +118,9 @@ class App:
         )
         self.worker = worker
         intake.on_stored = worker.wake
+        matrix.on_case_room = CaseRoomGuard(
+            db, config, self.clock, is_joined=matrix.is_joined, wake=worker.wake
+        ).observe
         self._dispatcher = CommandDispatcher(
             build_registry(), db, services, self.clock, self.failpoints, worker.wake
         )
@@ -145,6 +150,10 @@ class App:
                 asyncio.create_task(matrix.sync_forever(stop), name="matrix-sync"),
                 asyncio.create_task(worker.run(stop), name="outbox"),
                 asyncio.create_task(imap.run(), name="imap"),
+                # `cvdbot ingest` writes from another process: its posts go out at once.
+                asyncio.create_task(
+                    wake_on_external_commits(db, worker.wake, stop), name="external-commits"
+                ),
             ]
             stopper = asyncio.create_task(stop.wait(), name="stop")
             done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
@@ -173,18 +182,28 @@ class App:
 
     async def _on_event(self, room_id: str, event: Event) -> None:
         if isinstance(event, RoomMessageText):
-            relates = event.source.get("content", {}).get("m.relates_to") or {}
+            content = event.source.get("content", {})
+            relates = content.get("m.relates_to") or {}
             thread_root = relates.get("event_id") if relates.get("rel_type") == "m.thread" else None
+            replaces = relates.get("event_id") if relates.get("rel_type") == "m.replace" else None
+            body = event.body
+            if replaces is not None:
+                new = content.get("m.new_content")
+                new_body = new.get("body") if isinstance(new, dict) else None
+                body = new_body if isinstance(new_body, str) else body.removeprefix("* ")
             await self._dispatcher.handle(
                 IncomingMessage(
                     room_id=room_id,
                     event_id=event.event_id,
                     sender=event.sender,
-                    body=event.body,
+                    body=body,
                     sent_at=datetime.fromtimestamp(event.server_timestamp / 1000, UTC),
                     thread_root=thread_root,
+                    replaces=replaces if isinstance(replaces, str) else None,
                 )
             )
+        elif isinstance(event, RedactionEvent):
+            await self._dispatcher.forget(room_id, event.redacts)
         elif isinstance(event, MegolmEvent):
             if self.monitor is not None:
                 self.monitor.counters.decrypt_failures += 1

@@ -32,7 +32,7 @@ from commands.registry import (
     role_text,
     split_command,
 )
-from storage import cases, sync_state
+from storage import cases, outbox, sync_state
 from storage.db import Database, savepoint
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,14 @@ class IncomingMessage:
     body: str
     sent_at: datetime
     thread_root: str | None
+    # An edit (`m.replace`) of this event: never run; the command as first sent counts.
+    replaces: str | None = None
+
+
+EDIT_NOTE = (
+    "✏️ I do not run edited commands: the message as first sent counts. "
+    "To run a command, send it as a new message."
+)
 
 
 class CommandDispatcher:
@@ -87,6 +95,8 @@ class CommandDispatcher:
         name, rest = split
         key = await self._reporter_key(message, name, rest)
         now = self._clock.now()
+        if message.replaces is not None:
+            return await self._edited(message, now)
         async with self._db.transaction() as conn:
             if not await sync_state.mark_event_handled(conn, message.event_id, now):
                 return False
@@ -114,6 +124,35 @@ class CommandDispatcher:
         self._failpoints.hit("command.after_commit")
         self._on_queued()
         return True
+
+    async def _edited(self, message: IncomingMessage, now: datetime) -> bool:
+        """An edit that reads as a command: one short note, nothing run."""
+        assert message.replaces is not None
+        async with self._db.transaction() as conn:
+            if not await sync_state.mark_event_handled(conn, message.event_id, now):
+                return False
+            case_id = await outbox.case_of(conn, f"reply:{message.replaces}")
+            post = Post.text(EDIT_NOTE)
+            key = f"reply:{message.event_id}"
+            if case_id is not None:
+                await post_to_case(
+                    conn, case_id, post, idem_key=key, now=now, reply_to=message.event_id
+                )
+            else:
+                await post_to_room(
+                    conn, message.room_id, post, idem_key=key, now=now, reply_to=message.event_id
+                )
+        self._on_queued()
+        return True
+
+    async def forget(self, room_id: str, event_id: str) -> None:
+        """A redacted event: if it was a command not yet run (it waited for its room key,
+        say), it never runs now."""
+        if room_id != self._config.matrix.case_room:
+            return
+        async with self._db.transaction() as conn:
+            if await sync_state.mark_event_handled(conn, event_id, self._clock.now()):
+                log.info("event %s was redacted before it was handled: ignored", event_id)
 
     async def _run(
         self,

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import re
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -58,6 +59,26 @@ class DatabaseTooNewError(RuntimeError):
         self.known = known
 
 
+class StorageUnavailable(sqlite3.OperationalError):
+    """The database refused a step for a reason outside the code (disk full, I/O error,
+    locked longer than the busy timeout, read-only file). The step was rolled back whole:
+    nothing of it is stored, and the caller tries it again later."""
+
+
+# SQLite's primary result codes that say "the storage, not the statement": BUSY, LOCKED,
+# NOMEM, READONLY, IOERR, FULL, CANTOPEN.
+_TRANSIENT_CODES = frozenset({5, 6, 7, 8, 10, 13, 14})
+_TRANSIENT_TEXT = ("disk is full", "disk i/o error", "database is locked", "readonly database")
+
+
+def is_transient(exc: sqlite3.Error) -> bool:
+    """Whether a SQLite error is the storage's (worth retrying), not a bug in a statement."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in _TRANSIENT_CODES
+    return any(text in str(exc).lower() for text in _TRANSIENT_TEXT)
+
+
 class Database:
     """The bot's database; use `transaction()` for everything that reads or writes."""
 
@@ -65,6 +86,9 @@ class Database:
         self._conn = conn
         self._lock = asyncio.Lock()
         self.path = path
+        # Fault injection for the tests: while set, every transaction that changed something
+        # fails at its end with this message, as SQLite does when the disk is full.
+        self.fail_writes: str | None = None
 
     @classmethod
     async def open(cls, path: Path, *, known: list[Migration] | None = None) -> Database:
@@ -145,13 +169,49 @@ class Database:
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """Run a block atomically: committed when it ends, rolled back when it raises."""
         async with self._lock:
-            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                await self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise self._unavailable(exc) from exc
+            changes_before = self._conn.total_changes
             try:
                 yield self._conn
+                if self.fail_writes and self._conn.total_changes != changes_before:
+                    raise sqlite3.OperationalError(self.fail_writes)
+                await self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                await self._rollback()
+                if isinstance(exc, StorageUnavailable) or not is_transient(exc):
+                    raise
+                raise self._unavailable(exc) from exc
             except BaseException:
-                await self._conn.execute("ROLLBACK")
+                await self._rollback()
                 raise
-            await self._conn.execute("COMMIT")
+
+    async def _rollback(self) -> None:
+        # After a failed COMMIT SQLite may have rolled back already.
+        if self._conn.in_transaction:
+            try:
+                await self._conn.execute("ROLLBACK")
+            except sqlite3.Error as exc:
+                log.error("rollback failed too: %s", exc)
+
+    def _unavailable(self, exc: sqlite3.Error) -> StorageUnavailable:
+        log.error(
+            "the database %s refused a write (%s): that step was rolled back whole and "
+            "nothing of it is stored; it is tried again later",
+            self.path,
+            exc,
+        )
+        return StorageUnavailable(str(exc))
+
+    async def data_version(self) -> int:
+        """SQLite's `data_version`: changes whenever another connection (another process,
+        such as `cvdbot ingest`) commits to the database."""
+        async with self._lock:
+            async with self._conn.execute("PRAGMA data_version") as cur:
+                row = await cur.fetchone()
+        return int(row[0]) if row else 0
 
     async def close(self) -> None:
         async with self._lock:

@@ -132,3 +132,30 @@ async def pending_count(conn: aiosqlite.Connection) -> int:
     async with conn.execute("SELECT COUNT(*) FROM outbox WHERE state = 'pending'") as cur:
         row = await cur.fetchone()
     return int(row[0]) if row else 0
+
+
+async def pending_in(conn: aiosqlite.Connection, channel: Channel) -> int:
+    async with conn.execute(
+        "SELECT COUNT(*) FROM outbox WHERE state = 'pending' AND channel = ?", (channel,)
+    ) as cur:
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def retry_now(conn: aiosqlite.Connection, channel: Channel, now: datetime) -> int:
+    """Make every pending item of a channel due now, its back-off started over: what waited
+    for a reason that is gone (the case room safe again) goes out at once, and the waiting
+    does not count against an attachment's attempts. The number of items."""
+    cur = await conn.execute(
+        "UPDATE outbox SET next_attempt_at = ?, attempts = 0 WHERE state = 'pending'"
+        " AND channel = ? AND (next_attempt_at > ? OR attempts > 0)",
+        (now.isoformat(), channel, now.isoformat()),
+    )
+    return cur.rowcount
+
+
+async def case_of(conn: aiosqlite.Connection, idem_key: str) -> str | None:
+    """The case an item was queued for (None: no such item, or not a case's)."""
+    async with conn.execute("SELECT case_id FROM outbox WHERE idem_key = ?", (idem_key,)) as cur:
+        row = await cur.fetchone()
+    return str(row[0]) if row and row[0] is not None else None

@@ -22,7 +22,7 @@ from bot.mailin.intake import IntakeFailed, MailIntake
 from bot.mailin.parse import NotAMailError
 from bot.ops.health import Liveness
 from storage import sync_state
-from storage.db import Database
+from storage.db import Database, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,16 @@ class ImapSource:
         while True:
             try:
                 await self._session()
+            except StorageUnavailable:
+                # The mail was not stored and its UID not recorded: read again on reconnect.
+                self.connected.clear()
+                log.error(
+                    "mail not stored (database refused the write); it stays in the "
+                    "mailbox and is read again in %.0f s",
+                    backoff,
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 120)
             except (OSError, TimeoutError, ImapError, aioimaplib.Abort) as exc:
                 self.connected.clear()
                 log.warning("IMAP connection lost (%s); reconnecting in %.0f s", exc, backoff)

@@ -28,6 +28,8 @@ from nio import (
     JoinError,
     LoginResponse,
     MegolmEvent,
+    RoomHistoryVisibilityEvent,
+    RoomJoinRulesEvent,
     RoomMemberEvent,
     RoomRedactResponse,
     RoomSendResponse,
@@ -39,8 +41,9 @@ from nio import (
 from bot.config import MatrixConfig
 from bot.matrix.cross_signing import CrossSigning, KeyFile, Outcome
 from bot.ops.health import Liveness
+from bot.policy.room_trust import RoomView, is_trusted
 from storage import sync_state
-from storage.db import Database
+from storage.db import Database, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,7 @@ SYNC_FILTER: dict[str, Any] = {
 }
 
 EventHandler = Callable[[str, Event], Awaitable[None]]
+CaseRoomHandler = Callable[[RoomView], Awaitable[None]]
 
 
 class MatrixFatalError(Exception):
@@ -153,6 +157,14 @@ class MatrixAdapter:
         # concurrent claims for one device would open two Olm sessions for it.
         self._keys_lock = asyncio.Lock()
         self._joined_at: dict[str, datetime] = {}
+        # The first sync is done: the outbox may send (what needs the case room waits for
+        # case_room_ready, which is set only while the room is inside the trust boundary).
+        self.synced = asyncio.Event()
+        # Told what the case room looks like after every sync (bot/matrix/case_room_guard.py).
+        self.on_case_room: CaseRoomHandler | None = None
+        self._case_room_left: RoomMemberEvent | None = None
+        self._case_room_changed_by: str | None = None
+        self._saved_token: str | None = None
 
     # -- identity ---------------------------------------------------------------------------
 
@@ -236,7 +248,9 @@ class MatrixAdapter:
             raise MatrixFatalError(f"first Matrix sync failed: {response.message}")
         # Without a token this is the bot's very first start: what happened before it joined
         # is history, not commands for it. With a token, what arrived while it was down counts.
+        self._saved_token = token
         await self._process(response, run_timeline=token is not None)
+        self.synced.set()
 
     # -- sync -------------------------------------------------------------------------------
 
@@ -253,10 +267,26 @@ class MatrixAdapter:
                 backoff = min(backoff * 2, 60)
                 continue
             backoff = 1.0
-            await self._process(response, run_timeline=True)
+            try:
+                await self._process(response, run_timeline=True)
+            except StorageUnavailable:
+                await self._rewind_after_storage_fault()
+                continue
             await self._housekeeping()
             if self.liveness is not None:
                 self.liveness.beat("sync")
+
+    async def _rewind_after_storage_fault(self) -> None:
+        """The database refused a write while a batch was handled: the events of that
+        batch are not (all) recorded, so the next sync starts again from the last saved
+        token and handles the batch again (handled events are skipped)."""
+        assert self.client is not None
+        log.error(
+            "Matrix events not handled: the database refused a write; the batch is read "
+            "again in 5 s"
+        )
+        self.client.next_batch = self._saved_token
+        await asyncio.sleep(5)
 
     async def _housekeeping(self) -> None:
         """What nio's sync_forever does between syncs: to-device messages and key upkeep."""
@@ -272,6 +302,7 @@ class MatrixAdapter:
                 await client.keys_claim(client.get_users_for_key_claiming())
 
     async def _process(self, response: SyncResponse, *, run_timeline: bool) -> None:
+        self._forget_left_rooms(response)
         for room_id, invite in response.rooms.invite.items():
             await self._handle_invite(room_id, invite.invite_state)
         for room_id, joined in response.rooms.join.items():
@@ -291,7 +322,55 @@ class MatrixAdapter:
         # before this point replays the batch, and handled_events keeps that harmless.
         async with self._db.transaction() as conn:
             await sync_state.set_value(conn, SYNC_TOKEN_KEY, response.next_batch)
-        self._check_case_room()
+        self._saved_token = response.next_batch
+        await self._check_case_room()
+
+    def _forget_left_rooms(self, response: SyncResponse) -> None:
+        """nio keeps a room the bot was kicked or banned from as if it were still joined:
+        drop it (and its outbound room key, so a rejoin starts a new one), and remember how
+        the bot left the case room. Also note who changed the case room's join rule or
+        history visibility, for the managers' alert."""
+        assert self.client is not None
+        case_room = self._config.case_room
+        for room_id, left in response.rooms.leave.items():
+            for event in [*left.state, *left.timeline.events]:
+                if isinstance(event, RoomMemberEvent) and event.state_key == self._config.user_id:
+                    if room_id == case_room:
+                        self._case_room_left = event
+            if room_id in self.client.rooms:
+                log.warning("no longer a member of %s", room_id)
+                self.client.rooms.pop(room_id, None)
+                self.client.invalidate_outbound_session(room_id)
+        joined = response.rooms.join.get(case_room)
+        if joined is not None:
+            for event in [*joined.state, *joined.timeline.events]:
+                if isinstance(event, RoomJoinRulesEvent | RoomHistoryVisibilityEvent):
+                    self._case_room_changed_by = event.sender
+                elif isinstance(event, RoomMemberEvent) and event.state_key == (
+                    self._config.user_id
+                ):
+                    if event.membership == "join":
+                        self._case_room_left = None
+
+    def case_room_view(self) -> RoomView:
+        """The case room as the last sync left it (for the trust rule, bot/policy/)."""
+        assert self.client is not None
+        room = self.client.rooms.get(self._config.case_room)
+        if room is None:
+            left = self._case_room_left
+            return RoomView(
+                joined=False,
+                changed_by=left.sender if left else None,
+                left_as=left.membership if left else None,
+                left_reason=(left.content.get("reason") if left else None) or None,
+            )
+        return RoomView(
+            joined=True,
+            encrypted=room.encrypted,
+            join_rule=room.join_rule,
+            history_visibility=room.history_visibility,
+            changed_by=self._case_room_changed_by,
+        )
 
     def _note_join(self, room_id: str, events: list[Any]) -> None:
         # When the bot joined: its own membership event, in the state of every first sync
@@ -332,20 +411,25 @@ class MatrixAdapter:
         else:
             log.info("joined %s on the invite of %s", room_id, inviter)
 
-    def _check_case_room(self) -> None:
+    async def _check_case_room(self) -> None:
         assert self.client is not None
         room = self.client.rooms.get(self._config.case_room)
-        if room is None:
-            return  # not invited yet: posts wait in the outbox until the bot is in the room
-        if not room.encrypted:
+        if room is not None and not room.encrypted:
             raise MatrixFatalError(
                 f"case_room {self._config.case_room} is not end-to-end encrypted; cvdbot never "
                 "posts report contents into such a room. Enable encryption in the room or "
                 "configure an encrypted room."
             )
-        if not self.case_room_ready.is_set():
+        # Not joined (not invited yet, or kicked): posts wait in the outbox until it is.
+        view = self.case_room_view()
+        if is_trusted(view) and not self.case_room_ready.is_set():
             log.info("case room %s is joined and encrypted: ready", self._config.case_room)
             self.case_room_ready.set()
+        elif not is_trusted(view) and self.case_room_ready.is_set():
+            log.warning("case room %s is outside the trust boundary", self._config.case_room)
+            self.case_room_ready.clear()
+        if self.on_case_room is not None:
+            await self.on_case_room(view)
 
     def room_is_encrypted(self, room_id: str) -> bool:
         assert self.client is not None

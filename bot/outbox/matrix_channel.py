@@ -59,7 +59,9 @@ class MatrixHandler:
         self._attachments = attachments
 
     def ready(self) -> bool:
-        return self._matrix.case_room_ready.is_set()
+        # Posts for other rooms (the managers' alert in digest_room) go out while the case
+        # room is outside the trust boundary; the case room's own wait in send().
+        return self._matrix.synced.is_set()
 
     async def prepare(self, item: OutboxItem, payload: Payload) -> Payload:
         return payload
@@ -101,6 +103,10 @@ class MatrixHandler:
             thread_root = payload.thread_root if isinstance(payload, RoomPost) else None
         else:
             raise DeliveryError(f"a {type(payload).__name__} is not a Matrix post", retryable=False)
+        if room_id == self._config.matrix.case_room and not self._matrix.case_room_ready.is_set():
+            # Kicked, or the room opened up (bot/policy/room_trust.py): the post waits, and
+            # is made due at once when the room is safe again (bot/matrix/case_room_guard.py).
+            raise DeliveryError("the case room is not safe now: waiting", retryable=True)
         if not self._matrix.room_is_encrypted(room_id):
             payload = self._for_unencrypted_room(room_id, payload)
         if isinstance(payload, ImagePost):

@@ -21,9 +21,10 @@ from bot.mailout.sealing import Sealed
 from storage import outbox
 from storage.outbox import Channel
 
-# "digest" is the managers' mail, "ibd" the share with the IBD (bot/mailout/ibd.py); the
+# "digest" is the managers' mail, "ibd" the share with the IBD (bot/mailout/ibd.py), "alert"
+# the managers' mail when the case room is no longer safe (bot/matrix/case_room_guard.py); the
 # others are the reporter mail templates.
-MAIL_KINDS: tuple[str, ...] = (*KINDS, "digest", "ibd")
+MAIL_KINDS: tuple[str, ...] = (*KINDS, "digest", "ibd", "alert")
 
 
 class PayloadError(ValueError):

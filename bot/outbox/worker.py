@@ -20,12 +20,13 @@ from bot.mailout.reporter import retry_delay
 from bot.outbox.payloads import Payload, PayloadError, channel_of, decode
 from bot.policy.clock import Clock
 from storage import outbox
-from storage.db import Database
+from storage.db import Database, StorageUnavailable
 from storage.outbox import Channel, OutboxItem
 
 log = logging.getLogger(__name__)
 
 IDLE_WAIT_SECONDS = 30.0
+STORAGE_RETRY_SECONDS = 5.0
 
 
 class DeliveryError(Exception):
@@ -88,10 +89,17 @@ class OutboxWorker:
         wake = self._wake[channel]
         while not stop.is_set():
             wake.clear()
-            if handler.ready():
-                await self.drain(channel)
-            async with self._db.transaction() as conn:
-                next_at = await outbox.next_due_at(conn, channel)
+            try:
+                if handler.ready():
+                    await self.drain(channel)
+                async with self._db.transaction() as conn:
+                    next_at = await outbox.next_due_at(conn, channel)
+            except StorageUnavailable:
+                # Rolled back whole (storage/db.py); an item sent but not marked sent goes
+                # out again with the same txn_id or Message-ID once the database writes.
+                log.error("outbox (%s) paused: the database refused a write; again in 5 s", channel)
+                await asyncio.sleep(STORAGE_RETRY_SECONDS)
+                continue
             wait = IDLE_WAIT_SECONDS
             if next_at is not None and handler.ready():
                 wait = min(max((next_at - self._clock.now()).total_seconds(), 0.05), wait)
