@@ -154,9 +154,12 @@ async def test_a_later_item_never_overtakes_one_backing_off_and_other_cases_go_o
     assert env.handler.sent == ["b-note"], "case b is not held up by case a"
     # What is due next is the receipt's retry, not the assessment queued behind it.
     async with env.db.transaction() as conn:
-        (retry_at,) = await (
-            await conn.execute("SELECT next_attempt_at FROM outbox WHERE idem_key = 'a-receipt'")
-        ).fetchone()
+        async with conn.execute(
+            "SELECT next_attempt_at FROM outbox WHERE idem_key = 'a-receipt'"
+        ) as cur:
+            row = await cur.fetchone()
+    assert row is not None
+    retry_at = str(row[0])
     assert await env.next_due() == datetime.fromisoformat(retry_at)
     assert env.clock.now() < datetime.fromisoformat(retry_at)
 
