@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -105,7 +105,9 @@ def emit_json(record: dict[str, Any]) -> None:
     print(json.dumps(record, sort_keys=True), flush=True)
 
 
-def parse_args(description: str, *, rounds: int, reports: int | None = None) -> argparse.Namespace:
+def parse_args(
+    description: str, *, rounds: int, reports: int | None = None, history: int | None = None
+) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
         "--rounds", type=int, default=rounds, help=f"measured rounds (default {rounds})"
@@ -116,6 +118,13 @@ def parse_args(description: str, *, rounds: int, reports: int | None = None) -> 
             type=int,
             default=reports,
             help=f"reports in the burst (default {reports})",
+        )
+    if history is not None:
+        parser.add_argument(
+            "--history",
+            type=int,
+            default=history,
+            help=f"closed cases in the bot's database before it starts (default {history})",
         )
     parser.add_argument(
         "--time-limit",
@@ -336,12 +345,17 @@ class BenchEnv:
     async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
         await self._teardown(failed=exc is not None)
 
-    async def start_bot(self) -> CvdDeployment:
-        """Deploy cvdbot (its account, the encrypted case room, mailbox, key) and run it."""
+    async def start_bot(
+        self, before_start: Callable[[CvdDeployment], Awaitable[None]] | None = None
+    ) -> CvdDeployment:
+        """Deploy cvdbot (its account, the encrypted case room, mailbox, key) and run it;
+        `before_start` may prepare its database first."""
         deployment = await deploy(
             self.workdir / "bot", self.synapse, self.dovecot, self.smtp, self.team
         )
         self.deployment = deployment
+        if before_start is not None:
+            await before_start(deployment)
         progress("starting cvdbot")
         # start_bot blocks until the bot logs that it is ready; the team keeps syncing.
         await asyncio.to_thread(deployment.start_bot)

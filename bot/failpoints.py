@@ -20,6 +20,8 @@ KNOWN = frozenset(
         "intake.after_commit",  # a report is stored, its thread not yet posted
         "command.after_commit",  # a command is accepted, its reply and mail not yet sent
         "outbox.after_send",  # a message left the process, not yet marked sent
+        "outbox.after_send.matrix",  # the same, only for a Matrix post
+        "outbox.after_send.mail",  # the same, only for a mail
     }
 )
 

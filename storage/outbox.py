@@ -8,6 +8,7 @@ The payload is stored as the JSON text bot/outbox/payloads.py writes; this modul
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -57,14 +58,37 @@ async def enqueue(
     return cur.rowcount == 1
 
 
+# A case's items leave in the order they were queued (per channel): only the earliest pending
+# item of each case is ever due, so a later item never overtakes one that is backing off,
+# across retries and restarts alike. Items of no case (help answers, the digest) have no
+# order among themselves. Uses the partial index of migration 0012.
+_HEAD_OF_ITS_CASE = (
+    "(o.case_id IS NULL OR NOT EXISTS (SELECT 1 FROM outbox AS e"
+    " WHERE e.state = 'pending' AND e.case_id = o.case_id AND e.channel = o.channel"
+    " AND e.id < o.id))"
+)
+
+
 async def due(
-    conn: aiosqlite.Connection, channel: Channel, now: datetime, limit: int = 50
+    conn: aiosqlite.Connection,
+    channel: Channel,
+    now: datetime,
+    limit: int = 50,
+    *,
+    skip: Collection[int] = (),
 ) -> list[OutboxItem]:
+    """The items to send now, lowest priority first, then in the order queued: per case only
+    its earliest pending item (and only when its back-off has ended), never one in `skip`
+    (those being sent right now)."""
+    skipped = tuple(skip)
+    marks = ",".join("?" * len(skipped))
+    not_skipped = f" AND o.id NOT IN ({marks})" if skipped else ""
     async with conn.execute(
-        "SELECT id, idem_key, channel, case_id, payload, attempts FROM outbox"
-        " WHERE state = 'pending' AND channel = ? AND next_attempt_at <= ?"
-        " ORDER BY priority, id LIMIT ?",
-        (channel, now.isoformat(), limit),
+        "SELECT o.id, o.idem_key, o.channel, o.case_id, o.payload, o.attempts FROM outbox AS o"
+        " WHERE o.state = 'pending' AND o.channel = ? AND o.next_attempt_at <= ?"
+        f"{not_skipped} AND {_HEAD_OF_ITS_CASE}"
+        " ORDER BY o.priority, o.id LIMIT ?",
+        (channel, now.isoformat(), *skipped, limit),
     ) as cur:
         rows = await cur.fetchall()
     return [OutboxItem(*row) for row in rows]
@@ -93,8 +117,11 @@ async def replace_payload(conn: aiosqlite.Connection, item_id: int, *, old: str,
 
 
 async def next_due_at(conn: aiosqlite.Connection, channel: Channel) -> datetime | None:
+    """When the next item becomes due: items waiting behind an earlier one of their case do
+    not count (they are due only after it)."""
     async with conn.execute(
-        "SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'pending' AND channel = ?",
+        "SELECT MIN(o.next_attempt_at) FROM outbox AS o WHERE o.state = 'pending'"
+        f" AND o.channel = ? AND {_HEAD_OF_ITS_CASE}",
         (channel,),
     ) as cur:
         row = await cur.fetchone()

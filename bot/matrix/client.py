@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from nio import (
+    Api,
     AsyncClient,
     AsyncClientConfig,
     EncryptionError,
@@ -462,29 +463,57 @@ class MatrixAdapter:
     # -- send -------------------------------------------------------------------------------
 
     async def send(self, room_id: str, content: dict[str, Any], txn_id: str) -> str:
-        """Send one message; the same `txn_id` from this device is deduplicated by Synapse."""
+        """Send one message; the same `txn_id` from this device is deduplicated by Synapse.
+
+        The key work and the encryption run one at a time (under the keys lock); the request
+        itself does not, so the outbox's sends for different cases overlap (the round trip to
+        the homeserver is almost all of a post's time).
+        """
         client = self.client
         assert client is not None
         if room_id not in client.rooms:
             raise MatrixSendError(f"not joined to {room_id} (yet)")
-        async with self._keys_lock:
-            try:
-                if client.should_query_keys:
-                    await client.keys_query()
-                # Room membership is the trust boundary: keys go to every member's devices,
-                # verified or not (see README, "Trust").
-                response = await client.room_send(
-                    room_id,
-                    "m.room.message",
-                    content,
-                    tx_id=txn_id,
-                    ignore_unverified_devices=True,
-                )
-            except Exception as exc:  # nio raises for local state problems (e.g. no session)
-                raise MatrixSendError(f"{type(exc).__name__}: {exc}") from exc
+        try:
+            async with self._keys_lock:
+                event_type, body = await self._sealed_for(room_id, content)
+            method, path, data = Api.room_send(
+                client.access_token, room_id, event_type, body, txn_id
+            )
+            # What nio's room_send does after encrypting; called directly so that the
+            # encryption above stays under the lock and the request does not.
+            response = await client._send(RoomSendResponse, method, path, data, (room_id,))
+        except Exception as exc:  # nio raises for local state problems (e.g. no session)
+            raise MatrixSendError(f"{type(exc).__name__}: {exc}") from exc
         if not isinstance(response, RoomSendResponse):
             raise MatrixSendError(f"room_send failed: {response}")
         return str(response.event_id)
+
+    async def _sealed_for(
+        self, room_id: str, content: dict[str, Any]
+    ) -> tuple[str, dict[str, Any]]:
+        """The event type and content to send: encrypted for an encrypted room, after the
+        steps nio's room_send takes first (members synced, device keys queried, the room key
+        shared). Room membership is the trust boundary: keys go to every member's devices,
+        verified or not (see README, "Trust")."""
+        client = self.client
+        assert client is not None
+        if client.should_query_keys:
+            await client.keys_query()
+        room = client.rooms[room_id]
+        if client.olm is None or not room.encrypted:
+            return "m.room.message", content
+        if not room.members_synced:
+            await client.joined_members(room_id)
+            if client.should_query_keys:
+                await client.keys_query()
+        if client.olm.should_share_group_session(room_id):
+            sharing = client.sharing_session.get(room_id)
+            if sharing is not None:
+                await sharing.wait()
+            else:
+                await client.share_group_session(room_id, ignore_unverified_devices=True)
+        event_type, sealed = client.encrypt(room_id, "m.room.message", content)
+        return str(event_type), sealed
 
     async def redact(self, room_id: str, event_id: str, reason: str, txn_id: str) -> str:
         """Redact one event (the bot's own); the same `txn_id` is deduplicated by Synapse,

@@ -1,8 +1,17 @@
 """The outbox sender: delivers queued Matrix posts and mails, marks them sent, retries.
 
-Each channel runs its own loop, so a mail server that is down never holds up the room.
-Within a case, Matrix posts go out in the order they were queued (root first). The channels
-themselves are bot/outbox/matrix_channel.py and bot/outbox/mail_channel.py.
+Each channel runs its own loop, so a mail server that is down never holds up the room, and a
+thread answer never waits for SMTP. Within a channel:
+
+* a case's items leave in the order they were queued, one at a time: its next item is due
+  only once the one before it is sent or given up (storage/outbox.py, `due`), also across
+  retries and restarts;
+* different cases are sent at the same time, up to `CONCURRENCY` items per channel, so one
+  case's failing mail holds up no other case, and a burst is not sent one round trip at a
+  time;
+* new cases' roots go first (priority 0), then everything else in the order queued.
+
+The channels themselves are bot/outbox/matrix_channel.py and bot/outbox/mail_channel.py.
 """
 
 from __future__ import annotations
@@ -27,6 +36,10 @@ log = logging.getLogger(__name__)
 
 IDLE_WAIT_SECONDS = 30.0
 STORAGE_RETRY_SECONDS = 5.0
+# Items in flight at once per channel, each of a different case. The homeserver's round trip
+# is almost all of a post's time (README, "Benchmarks"); Synapse lets at most five event
+# creations per room run at once, so more than that would only queue there.
+CONCURRENCY: dict[Channel, int] = {"matrix": 4, "mail": 4}
 
 
 class DeliveryError(Exception):
@@ -70,7 +83,9 @@ class OutboxWorker:
         clock: Clock,
         failpoints: Failpoints,
         handlers: Mapping[Channel, ChannelHandler],
+        concurrency: Mapping[Channel, int] | None = None,
     ) -> None:
+        self._concurrency = dict(CONCURRENCY if concurrency is None else concurrency)
         self._db = db
         self._clock = clock
         self._failpoints = failpoints
@@ -111,20 +126,56 @@ class OutboxWorker:
                 pass
 
     async def drain(self, channel: Channel) -> int:
-        """Try every due item of a channel once; the number sent."""
+        """Send what is due until nothing more is, several cases at once and never two items
+        of one case at once; the number sent. An item that fails waits for its back-off (and
+        so do the later items of its case)."""
         handler = self._handlers[channel]
-        async with self._db.transaction() as conn:
-            items = await outbox.due(conn, channel, self._clock.now())
-        blocked: set[str] = set()
+        limit = self._concurrency.get(channel, 1)
+        running: dict[asyncio.Task[bool], OutboxItem] = {}
         sent = 0
+        try:
+            while True:
+                if len(running) < limit and handler.ready():
+                    await self._start_due(handler, channel, running, limit)
+                if not running:
+                    return sent
+                done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    del running[task]
+                    if task.result():
+                        sent += 1
+        finally:
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+
+    async def _start_due(
+        self,
+        handler: ChannelHandler,
+        channel: Channel,
+        running: dict[asyncio.Task[bool], OutboxItem],
+        limit: int,
+    ) -> None:
+        async with self._db.transaction() as conn:
+            items = await outbox.due(
+                conn,
+                channel,
+                self._clock.now(),
+                limit,
+                skip=[item.id for item in running.values()],
+            )
+        # A case's item in flight is its earliest pending one, so `due` offers no other item
+        # of that case. Items of no case go one at a time, in the order queued.
+        caseless_busy = any(item.case_id is None for item in running.values())
         for item in items:
-            if item.case_id is not None and item.case_id in blocked:
-                continue  # keep a case's posts in order behind one that failed
-            if await self._attempt(handler, item):
-                sent += 1
-            elif item.case_id is not None:
-                blocked.add(item.case_id)
-        return sent
+            if len(running) >= limit:
+                break
+            if item.case_id is None:
+                if caseless_busy:
+                    continue
+                caseless_busy = True
+            task = asyncio.create_task(self._attempt(handler, item), name=f"outbox-{item.id}")
+            running[task] = item
 
     async def _attempt(self, handler: ChannelHandler, item: OutboxItem) -> bool:
         try:
@@ -150,6 +201,7 @@ class OutboxWorker:
             self.wake_if_new_posts()
             return False
         self._failpoints.hit("outbox.after_send")
+        self._failpoints.hit(f"outbox.after_send.{item.channel}")
         now = self._clock.now()
         async with self._db.transaction() as conn:
             await outbox.mark_sent(conn, item.id, result, now)
