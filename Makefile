@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo lint typecheck unit integration bench system-deps install clean
+.PHONY: test demo lint typecheck unit integration bench system-deps install clean image image-test
 
 test: system-deps $(STAMP) lint typecheck
 	$(BIN)/pytest -q -p no:cacheprovider
@@ -35,6 +35,32 @@ bench: system-deps $(STAMP)
 
 install: $(STAMP)
 
+# The container image (README "The container image"). Not part of `make test`: it needs a
+# running Docker daemon. BASE_IMAGE defaults to a Debian bookworm made with debootstrap
+# (root; built only when missing), for machines that reach apt mirrors but no registry;
+# `make image BASE_IMAGE=python:3.11-slim-bookworm` uses the official Python image. The
+# wheels come from the host's pip into container/wheels, so the build needs no package index.
+IMAGE      ?= cvdbot:latest
+BASE_IMAGE ?= cvdbot-base:bookworm
+WHEELS     := container/wheels
+
+image: $(STAMP)
+	@docker image inspect $(BASE_IMAGE) >/dev/null 2>&1 \
+		|| [ "$(BASE_IMAGE)" != cvdbot-base:bookworm ] \
+		|| $(SUDO) container/debian-base.sh $(BASE_IMAGE)
+	mkdir -p build
+	$(BIN)/python container/requirements.py > build/image-requirements.txt
+	$(BIN)/pip wheel -q --disable-pip-version-check -w $(WHEELS) \
+		-r build/image-requirements.txt 'setuptools>=77'
+	docker build --network host --build-arg BASE_IMAGE=$(BASE_IMAGE) \
+		--build-arg PIP_NO_INDEX=1 -t $(IMAGE) .
+	@docker image inspect $(IMAGE) --format '$(IMAGE): {{.Size}} bytes'
+
+# The opt-in image test: builds with `make image`, then check-config, doctor and a real
+# run inside the image against the test servers.
+image-test: system-deps $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider -m image -s tests/integration/test_image.py
+
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
@@ -51,3 +77,4 @@ system-deps:
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info
+	rm -f $(WHEELS)/*.whl $(WHEELS)/*.tar.gz
