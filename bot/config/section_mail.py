@@ -18,6 +18,9 @@ class ImapConfig(BaseModel):
     username: Text
     password: SecretStr
     folder: Text = "INBOX"
+    # How often IDLE is ended and re-issued; also the longest a silently dead connection
+    # (a NAT that forgot it, a server gone without a word) can go unnoticed.
+    idle_renew_seconds: float = Field(default=240.0, ge=1.0, le=1740.0)
 
     @field_validator("security")
     @classmethod
