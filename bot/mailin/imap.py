@@ -149,11 +149,15 @@ class ImapSource:
                     await self._poll_wait(imap)
         finally:
             self.connected.clear()
-            try:
-                await asyncio.wait_for(imap.logout(), 5)
-            except (OSError, TimeoutError, aioimaplib.Abort, aioimaplib.CommandTimeout,
-                    asyncio.CancelledError):  # fmt: skip
-                pass
+            if not imap.protocol.closed.is_set():  # else nobody is left to say goodbye to
+                try:
+                    await asyncio.wait_for(imap.logout(), 5)
+                except (OSError, TimeoutError, aioimaplib.Abort, aioimaplib.CommandTimeout,
+                        asyncio.CancelledError):  # fmt: skip
+                    pass
+            # A silent connection never answers LOGOUT: close our end, leave no socket behind.
+            if imap.protocol.transport is not None:
+                imap.protocol.transport.close()
 
     async def _poll_wait(self, imap: _Imap) -> None:
         """Without IDLE: wait for the next poll, then check the connection with NOOP."""

@@ -522,10 +522,21 @@ class MatrixAdapter:
                     ignore_unverified_devices=True,
                 )
             except Exception as exc:  # nio raises for local state problems (e.g. no session)
+                self._forget_room_key(room_id)
                 raise MatrixSendError(f"{type(exc).__name__}: {exc}") from exc
         if not isinstance(response, RoomSendResponse):
+            self._forget_room_key(room_id)
             raise MatrixSendError(f"room_send failed: {response}")
         return str(response.event_id)
+
+    def _forget_room_key(self, room_id: str) -> None:
+        """After a failed send, start a new room key for the next one. nio counts a room key
+        as shared with a device as soon as it encrypted it for that device; if the to-device
+        send then failed (the homeserver went away mid-share), the device never got the key
+        and could not read anything sent with it. A new key is shared afresh."""
+        client = self.client
+        if client is not None and client.olm is not None:
+            client.invalidate_outbound_session(room_id)
 
     async def redact(self, room_id: str, event_id: str, reason: str, txn_id: str) -> str:
         """Redact one event (the bot's own); the same `txn_id` is deduplicated by Synapse,

