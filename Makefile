@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo lint typecheck unit integration bench system-deps install clean image image-test
+.PHONY: test demo lint typecheck unit integration bench chaos system-deps install clean image image-test
 
 test: system-deps $(STAMP) lint typecheck
 	$(BIN)/pytest -q -p no:cacheprovider
@@ -32,6 +32,11 @@ bench: system-deps $(STAMP)
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.sla_scale
 	$(BIN)/python -m bench.input_sizes
+
+# Not part of `make test`: several minutes of faults around a running bot, then exact counts
+# (README, "Reliability"). Stops by itself; exit 1 when an invariant failed.
+chaos: system-deps $(STAMP)
+	$(BIN)/python -m bench.chaos
 
 install: $(STAMP)
 

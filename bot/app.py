@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -26,6 +26,7 @@ from bot.matrix.posts import Post, post_to_room
 from bot.matrix.undecryptable import UndecryptableEvents
 from bot.ops.health import Liveness
 from bot.ops.http import Monitor, OpsServer
+from bot.ops.supervisor import LoopGaveUpError, supervise
 from bot.outbox.external_commits import wake_on_external_commits
 from bot.outbox.mail_channel import MailHandler
 from bot.outbox.matrix_channel import MatrixHandler
@@ -43,6 +44,7 @@ from storage.db import Database, DatabaseTooNewError
 log = logging.getLogger(__name__)
 
 EXIT_OK = 0
+EXIT_SOFTWARE = 70  # EX_SOFTWARE: a loop kept dying; a service manager starts a fresh process
 EXIT_CONFIG = 78  # EX_CONFIG: the bot must not run as configured (unencrypted room, newer db)
 
 
@@ -146,14 +148,20 @@ class App:
             await matrix.start()
             check_digest_room(matrix, config)
             self.scheduler.start()
-            tasks = [
-                asyncio.create_task(matrix.sync_forever(stop), name="matrix-sync"),
-                asyncio.create_task(worker.run(stop), name="outbox"),
-                asyncio.create_task(imap.run(), name="imap"),
+            # Each loop is restarted when it dies unexpectedly; one that keeps dying ends
+            # the process (exit 70) so the service manager starts a fresh one.
+            loops: dict[str, Callable[[], Awaitable[Any]]] = {
+                "matrix-sync": lambda: matrix.sync_forever(stop),
+                "outbox": lambda: worker.run(stop),
+                "imap": imap.run,
                 # `cvdbot ingest` writes from another process: its posts go out at once.
+                "external-commits": lambda: wake_on_external_commits(db, worker.wake, stop),
+            }
+            tasks = [
                 asyncio.create_task(
-                    wake_on_external_commits(db, worker.wake, stop), name="external-commits"
-                ),
+                    supervise(name, run, stop, fatal=(MatrixFatalError,)), name=name
+                )
+                for name, run in loops.items()
             ]
             stopper = asyncio.create_task(stop.wait(), name="stop")
             done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
@@ -165,6 +173,9 @@ class App:
         except MatrixFatalError as exc:
             log.error("%s", exc)
             return EXIT_CONFIG
+        except LoopGaveUpError as exc:
+            log.error("%s", exc)
+            return EXIT_SOFTWARE
         finally:
             stop.set()
             for task in tasks:

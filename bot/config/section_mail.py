@@ -23,6 +23,9 @@ class ImapConfig(BaseModel):
     # Where a first start (no stored position for the folder) begins: "now" takes only mail
     # that arrives from then on; "all" imports the backlog, its cases marked imported.
     start_at: Literal["now", "all"] = "now"
+    # How often IDLE is ended and re-issued; also the longest a silently dead connection
+    # (a NAT that forgot it, a server gone without a word) can go unnoticed.
+    idle_renew_seconds: float = Field(default=240.0, ge=1.0, le=1740.0)
 
     @field_validator("security")
     @classmethod

@@ -9,6 +9,7 @@ Mail is read with BODY.PEEK and left in place: the mailbox stays the team's own 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import ssl
@@ -26,7 +27,11 @@ from storage.db import Database, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
-IDLE_RENEW_SECONDS = 25 * 60  # RFC 2177: re-issue IDLE before the server's 30 minutes
+# The reconnect back-off: 1 s after the first failure, doubling up to this.
+MAX_BACKOFF_SECONDS = 60.0
+# The longest the server may take to answer a command (DONE, SEARCH, FETCH) before the
+# connection counts as dead.
+REPLY_TIMEOUT_SECONDS = 30.0
 POLL_SECONDS = 30.0
 _UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)")
 _EXISTS = re.compile(rb"^(\* )?\d+ EXISTS")
@@ -35,6 +40,10 @@ _INTERNALDATE = re.compile(rb'INTERNALDATE "([^"]+)"')
 
 class ImapError(Exception):
     pass
+
+
+class ConnectionClosedError(ImapError):
+    """The server closed the connection (EOF, or a BYE while idling)."""
 
 
 class _WatchfulProtocol(aioimaplib.IMAP4ClientProtocol):
@@ -48,6 +57,12 @@ class _WatchfulProtocol(aioimaplib.IMAP4ClientProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.exists_seen = asyncio.Event()
+        # Set on EOF or a reset: aioimaplib itself leaves a pending IDLE waiting forever.
+        self.closed = asyncio.Event()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed.set()
+        super().connection_lost(exc)
 
     def _untagged_response(self, line: bytes) -> Any:
         if _EXISTS.search(line):
@@ -86,50 +101,61 @@ class ImapSource:
         self._intake = intake
         self.connected = asyncio.Event()
         self.liveness: Liveness | None = None  # heartbeats for /healthz (bot/ops/health.py)
+        # A short renew interval (tests) gets an equally short patience for answers.
+        self._reply_timeout = min(REPLY_TIMEOUT_SECONDS, max(2.0, config.idle_renew_seconds))
 
     async def run(self) -> None:
         """Read mail until cancelled, reconnecting with back-off after any failure.
 
-        Any exception ends only the session, never the loop: a protocol timeout
-        (aioimaplib's CommandTimeout), a dropped connection, or whatever one mail caused
-        (logged by its type and UID; its text may quote the mail).
+        Every session starts by reading from the stored UID on, so mail that arrived while
+        the connection was down is read then, none skipped. Any exception ends only the
+        session, never the loop: a dropped or silent connection, a protocol timeout
+        (aioimaplib's CommandTimeout), a database that refused a write (the mail was not
+        stored and its UID not recorded, so it is read again), or whatever one mail caused
+        (logged by its type and UID only; its text may quote the mail).
         """
         backoff = 1.0
         while True:
+            began = asyncio.get_running_loop().time()
             try:
                 await self._session()
-            except StorageUnavailable:
-                # The mail was not stored and its UID not recorded: read again on reconnect.
+            except Exception as exc:  # noqa: BLE001 - see the docstring: the loop survives
                 self.connected.clear()
-                log.error(
-                    "mail not stored (database refused the write); it stays in the "
-                    "mailbox and is read again in %.0f s",
-                    backoff,
-                )
+                if asyncio.get_running_loop().time() - began > 60:
+                    backoff = 1.0  # the session worked for a while: a fresh failure
+                if isinstance(exc, StorageUnavailable):
+                    log.error(
+                        "mail not stored (database refused the write); it stays in the "
+                        "mailbox and is read again in %.0f s",
+                        backoff,
+                    )
+                elif isinstance(
+                    exc,
+                    OSError
+                    | TimeoutError
+                    | ImapError
+                    | aioimaplib.Abort
+                    | aioimaplib.CommandTimeout,
+                ):
+                    log.warning(
+                        "IMAP connection lost (%s); reconnecting in %.0f s", _describe(exc), backoff
+                    )
+                else:
+                    log.error(
+                        "IMAP session ended by %s; reconnecting in %.0f s",
+                        type(exc).__name__,
+                        backoff,
+                    )
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 120)
-            except (OSError, TimeoutError, ImapError, aioimaplib.Abort) as exc:
-                self.connected.clear()
-                log.warning("IMAP connection lost (%s); reconnecting in %.0f s", exc, backoff)
-            except aioimaplib.CommandTimeout:
-                self.connected.clear()
-                log.warning("IMAP command timed out; reconnecting in %.0f s", backoff)
-            except Exception as exc:
-                self.connected.clear()
-                log.error(
-                    "IMAP session ended by %s; reconnecting in %.0f s", type(exc).__name__, backoff
-                )
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
             else:
                 backoff = 1.0
-                continue
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 120)
 
     async def _connect(self) -> _Imap:
         return await _login(self._config)
 
     async def _session(self) -> None:
-        imap = await self._connect()
+        imap = await asyncio.wait_for(self._connect(), self._reply_timeout)
         try:
             selected = _ok(await imap.select(self._config.folder), "select")
             uidvalidity = _uidvalidity(selected.lines)
@@ -143,28 +169,78 @@ class ImapSource:
                 if idle:
                     await self._idle(imap)
                 else:
-                    await asyncio.sleep(POLL_SECONDS)
+                    await self._poll_wait(imap)
         finally:
             self.connected.clear()
-            try:
-                await asyncio.wait_for(imap.logout(), 5)
-            except (OSError, TimeoutError, aioimaplib.Abort, asyncio.CancelledError):
-                pass
+            if not imap.protocol.closed.is_set():  # else nobody is left to say goodbye to
+                try:
+                    await asyncio.wait_for(imap.logout(), 5)
+                except (OSError, TimeoutError, aioimaplib.Abort, aioimaplib.CommandTimeout,
+                        asyncio.CancelledError):  # fmt: skip
+                    pass
+            # A silent connection never answers LOGOUT: close our end, leave no socket behind.
+            if imap.protocol.transport is not None:
+                imap.protocol.transport.close()
+
+    async def _poll_wait(self, imap: _Imap) -> None:
+        """Without IDLE: wait for the next poll, then check the connection with NOOP."""
+        closed = imap.protocol.closed
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(closed.wait(), POLL_SECONDS)
+        if closed.is_set():
+            raise ConnectionClosedError("the server closed the connection")
+        _ok(await asyncio.wait_for(imap.noop(), self._reply_timeout), "NOOP")
 
     async def _idle(self, imap: _Imap) -> None:
-        idle_task = await imap.idle_start(timeout=IDLE_RENEW_SECONDS)
+        """IDLE until new mail, the renew interval, or the end of the connection.
+
+        The renewal is the liveness check: after DONE the server must answer within the
+        reply timeout, or the connection counts as dead (a NAT that dropped it says nothing).
+        """
+        renew = self._config.idle_renew_seconds
+        protocol = imap.protocol
+        if protocol.closed.is_set():
+            raise ConnectionClosedError("the server closed the connection")
+        idle_task = await asyncio.wait_for(
+            imap.idle_start(timeout=renew + self._reply_timeout), self._reply_timeout
+        )
+        closed = asyncio.ensure_future(protocol.closed.wait())
+        deadline = asyncio.get_running_loop().time() + renew
         try:
             # A mail that arrived since the last search: read it now instead of idling.
-            while imap.has_pending_idle() and not imap.protocol.exists_seen.is_set():
-                pushed = await imap.wait_server_push(timeout=IDLE_RENEW_SECONDS + 60)
+            while imap.has_pending_idle() and not protocol.exists_seen.is_set():
+                left = deadline - asyncio.get_running_loop().time()
+                if left <= 0:
+                    break
+                push = asyncio.ensure_future(imap.wait_server_push(timeout=left))
+                done, _ = await asyncio.wait({push, closed}, return_when=asyncio.FIRST_COMPLETED)
+                if closed in done:
+                    push.cancel()
+                    raise ConnectionClosedError("the server closed the connection")
+                try:
+                    pushed = push.result()
+                except TimeoutError:
+                    break
+                lines = [bytes(line) for line in pushed if isinstance(line, bytes | bytearray)]
+                if any(line.startswith((b"BYE", b"* BYE")) for line in lines):
+                    raise ConnectionClosedError("the server said BYE")
                 if pushed == aioimaplib.STOP_WAIT_SERVER_PUSH or any(
-                    b"EXISTS" in line for line in pushed if isinstance(line, bytes)
+                    b"EXISTS" in line for line in lines
                 ):
                     break
         finally:
-            if imap.has_pending_idle():
+            closed.cancel()
+            if imap.has_pending_idle() and not protocol.closed.is_set():
                 imap.idle_done()
-            await asyncio.wait_for(idle_task, 30)
+        if protocol.closed.is_set():
+            raise ConnectionClosedError("the server closed the connection")
+        try:
+            await asyncio.wait_for(asyncio.shield(idle_task), self._reply_timeout)
+        except TimeoutError:
+            idle_task.cancel()
+            raise ImapError(
+                f"no answer to DONE within {self._reply_timeout:.0f} s: the connection is dead"
+            ) from None
 
     async def _fetch_new(self, imap: _Imap, uidvalidity: int) -> None:
         folder = self._config.folder
@@ -277,6 +353,12 @@ async def _starttls(imap: _Imap, host: str) -> None:
         protocol.transport, protocol, ssl.create_default_context(), server_hostname=host
     )
     await protocol.capability()
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, aioimaplib.CommandTimeout):
+        return f"no answer to {exc.command.name} in time"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _uidvalidity(lines: list[bytes]) -> int:

@@ -34,13 +34,13 @@ from nio import (
     RoomMemberEvent,
     RoomRedactResponse,
     RoomSendResponse,
-    SyncError,
     SyncResponse,
     UploadResponse,
 )
 
 from bot.config import MatrixConfig
 from bot.matrix.cross_signing import CrossSigning, KeyFile, Outcome
+from bot.matrix.failures import Failure, classify_response, describe, is_transport_error
 from bot.ops.health import Liveness
 from bot.policy.room_trust import RoomView, is_trusted
 from storage import sync_state
@@ -50,6 +50,14 @@ log = logging.getLogger(__name__)
 
 SYNC_TOKEN_KEY = "matrix.next_batch"  # noqa: S105 - a storage key name, not a secret
 SYNC_TIMEOUT_MS = 30_000
+# A long-poll sync that has not returned this long after its timeout is abandoned: the
+# connection went silent (a NAT or proxy dropped it without a word), and a new one is made.
+SYNC_MARGIN_SECONDS = 10.0
+# The first sync asks for the full state and may take a while on a big account.
+FIRST_SYNC_TIMEOUT_SECONDS = 180.0
+# Any other single request (login, key upload) at start.
+REQUEST_TIMEOUT_SECONDS = 60.0
+MAX_BACKOFF_SECONDS = 60.0
 # nio's default sync returns at most 10 timeline events per room: a burst of commands would
 # lose its oldest. Ask for many more, and no presence (the bot has no use for it).
 SYNC_FILTER: dict[str, Any] = {
@@ -182,7 +190,9 @@ class MatrixAdapter:
             store_sync_tokens=False,  # our own database holds the token, see _save_token
             pickle_key=pickle_key(self._store),
             max_limit_exceeded=None,
-            max_timeouts=None,
+            # nio would retry a refused or timed-out request forever and silently; the bot
+            # retries itself, with back-off and a log line (start, sync loop, outbox).
+            max_timeouts=0,
         )
         session = load_session(self._config)
         client = AsyncClient(
@@ -197,26 +207,114 @@ class MatrixAdapter:
             client.restore_login(session.user_id, session.device_id, session.access_token)
             log.info("restored Matrix device %s", session.device_id)
         else:
-            response = await client.login(
-                self._config.password.get_secret_value(), device_name=self._config.device_name
-            )
-            if not isinstance(response, LoginResponse):
-                raise MatrixFatalError(f"Matrix login failed: {response}")
-            _write_private(
-                self._session_file,
-                json.dumps(
-                    {
-                        "user_id": response.user_id,
-                        "device_id": response.device_id,
-                        "access_token": response.access_token,
-                    }
+            response = await self._retrying(
+                "Matrix login",
+                lambda: client.login(
+                    self._config.password.get_secret_value(), device_name=self._config.device_name
                 ),
+                relogin=False,
             )
+            assert isinstance(response, LoginResponse)
+            self._save_session(response)
             log.info("logged in to Matrix as new device %s", response.device_id)
         if client.should_upload_keys:
-            await client.keys_upload()
+            await self._retrying("Matrix key upload", client.keys_upload)
         await self._cross_sign()
         await self._first_sync()
+
+    def _save_session(self, response: LoginResponse) -> None:
+        _write_private(
+            self._session_file,
+            json.dumps(
+                {
+                    "user_id": response.user_id,
+                    "device_id": response.device_id,
+                    "access_token": response.access_token,
+                }
+            ),
+        )
+
+    async def _retrying(
+        self,
+        what: str,
+        call: Callable[[], Awaitable[Any]],
+        *,
+        limit: float = REQUEST_TIMEOUT_SECONDS,
+        relogin: bool = True,
+    ) -> Any:
+        """`call()` until it succeeds: transient failures (the homeserver down, restarting
+        behind a proxy, slow) are logged and retried with back-off; a lost access token
+        logs in again (same device); a refusal no retry can change raises MatrixFatalError.
+        """
+        backoff = 1.0
+        while True:
+            try:
+                response = await asyncio.wait_for(call(), limit)
+            except Exception as exc:
+                if not is_transport_error(exc):
+                    raise
+                outcome: object = exc
+                failure: Failure | None = Failure.TRANSIENT
+            else:
+                outcome = response
+                failure = classify_response(response)
+            if failure is None:
+                return response
+            if failure is Failure.LOST_TOKEN and relogin:
+                await self._relogin(outcome)
+                continue
+            if failure is not Failure.TRANSIENT:
+                message = getattr(outcome, "message", "") or ""
+                raise MatrixFatalError(f"{what} refused ({describe(outcome)}): {message}")
+            log.warning(
+                "%s failed (%s); the homeserver may be down or restarting: retrying in %.0f s",
+                what,
+                describe(outcome),
+                backoff,
+            )
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+
+    async def _relogin(self, outcome: object) -> None:
+        """The homeserver no longer accepts the access token (`M_UNKNOWN_TOKEN`, also a soft
+        logout): log in again with the password *and the same device ID*, so the device keeps
+        its keys and the room keys shared with it. Device keys are uploaded again (a
+        homeserver that deleted the device has lost them; an identical upload changes
+        nothing) and the device is cross-signed again if its signature went with it."""
+        client = self.client
+        assert client is not None
+        device_id = client.device_id
+        password = self._config.password.get_secret_value()
+        if not password:
+            raise MatrixFatalError(
+                f"the homeserver no longer accepts the access token of device {device_id} "
+                f"({describe(outcome)}) and matrix.password is empty, so the bot cannot log "
+                "in again: set matrix.password (or CVDBOT_MATRIX__PASSWORD) and start it again; "
+                "it will log in as the same device"
+            )
+        log.warning(
+            "the homeserver no longer accepts the access token (%s): logging in again as "
+            "the same device %s",
+            describe(outcome),
+            device_id,
+        )
+        response = await self._retrying(
+            "Matrix login",
+            lambda: client.login(password, device_name=self._config.device_name),
+            relogin=False,
+        )
+        assert isinstance(response, LoginResponse)
+        if response.device_id != device_id:
+            raise MatrixFatalError(
+                f"logging in again gave device {response.device_id}, not {device_id}"
+            )
+        self._save_session(response)
+        if client.olm is not None:
+            client.olm.account.shared = False  # upload the device keys again
+        async with self._keys_lock:
+            await self._retrying("Matrix key upload", client.keys_upload, relogin=False)
+        await self._cross_sign()
+        log.info("logged in again to Matrix as the same device %s", device_id)
 
     async def _cross_sign(self) -> None:
         """Publish the account's cross-signing keys and sign this device, or check that an
@@ -242,11 +340,12 @@ class MatrixAdapter:
         async with self._db.transaction() as conn:
             token = await sync_state.get_value(conn, SYNC_TOKEN_KEY)
         # full_state: nio keeps room state only in memory, so every start needs it again.
-        response = await self.client.sync(
-            timeout=0, sync_filter=SYNC_FILTER, since=token, full_state=True
+        client = self.client
+        response = await self._retrying(
+            "first Matrix sync",
+            lambda: client.sync(timeout=0, sync_filter=SYNC_FILTER, since=token, full_state=True),
+            limit=FIRST_SYNC_TIMEOUT_SECONDS,
         )
-        if isinstance(response, SyncError):
-            raise MatrixFatalError(f"first Matrix sync failed: {response.message}")
         # Without a token this is the bot's very first start: what happened before it joined
         # is history, not commands for it. With a token, what arrived while it was down counts.
         self._saved_token = token
@@ -256,16 +355,36 @@ class MatrixAdapter:
     # -- sync -------------------------------------------------------------------------------
 
     async def sync_forever(self, stop: asyncio.Event) -> None:
-        assert self.client is not None
+        """Long-poll sync until `stop`. Failures are retried with back-off and logged; a
+        sync that does not return within its timeout plus a margin is abandoned (a silent
+        connection); a lost access token logs in again; only a fatal refusal raises."""
+        client = self.client
+        assert client is not None
         backoff = 1.0
         while not stop.is_set():
-            response = await self.client.sync(timeout=self.sync_timeout_ms, sync_filter=SYNC_FILTER)
-            if isinstance(response, SyncError):
-                log.warning(
-                    "Matrix sync failed (%s); retrying in %.0f s", response.message, backoff
+            limit = self.sync_timeout_ms / 1000 + SYNC_MARGIN_SECONDS
+            try:
+                response = await asyncio.wait_for(
+                    client.sync(timeout=self.sync_timeout_ms, sync_filter=SYNC_FILTER), limit
                 )
+            except Exception as exc:
+                if not is_transport_error(exc):
+                    raise
+                outcome: object = exc
+                failure: Failure | None = Failure.TRANSIENT
+                if isinstance(exc, TimeoutError):
+                    outcome = f"no answer within {limit:.0f} s; the connection is abandoned"
+            else:
+                outcome = response
+                failure = classify_response(response)
+            if failure is Failure.LOST_TOKEN:
+                await self._relogin(outcome)
+                continue
+            if failure is not None:
+                text = outcome if isinstance(outcome, str) else describe(outcome)
+                log.warning("Matrix sync failed (%s); retrying in %.0f s", text, backoff)
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 60)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
                 continue
             backoff = 1.0
             try:
@@ -273,7 +392,13 @@ class MatrixAdapter:
             except StorageUnavailable:
                 await self._rewind_after_storage_fault()
                 continue
-            await self._housekeeping()
+            try:
+                await self._housekeeping()
+            except Exception as exc:
+                if not is_transport_error(exc):
+                    raise
+                log.warning("Matrix key upkeep failed (%s); again after the next sync",
+                            describe(exc))  # fmt: skip
             if self.liveness is not None:
                 self.liveness.beat("sync")
 
@@ -483,8 +608,10 @@ class MatrixAdapter:
             # encryption above stays under the lock and the request does not.
             response = await client._send(RoomSendResponse, method, path, data, (room_id,))
         except Exception as exc:  # nio raises for local state problems (e.g. no session)
+            self._forget_room_key(room_id)
             raise MatrixSendError(f"{type(exc).__name__}: {exc}") from exc
         if not isinstance(response, RoomSendResponse):
+            self._forget_room_key(room_id)
             raise MatrixSendError(f"room_send failed: {response}")
         return str(response.event_id)
 
@@ -514,6 +641,15 @@ class MatrixAdapter:
                 await client.share_group_session(room_id, ignore_unverified_devices=True)
         event_type, sealed = client.encrypt(room_id, "m.room.message", content)
         return str(event_type), sealed
+
+    def _forget_room_key(self, room_id: str) -> None:
+        """After a failed send, start a new room key for the next one. nio counts a room key
+        as shared with a device as soon as it encrypted it for that device; if the to-device
+        send then failed (the homeserver went away mid-share), the device never got the key
+        and could not read anything sent with it. A new key is shared afresh."""
+        client = self.client
+        if client is not None and client.olm is not None:
+            client.invalidate_outbound_session(room_id)
 
     async def redact(self, room_id: str, event_id: str, reason: str, txn_id: str) -> str:
         """Redact one event (the bot's own); the same `txn_id` is deduplicated by Synapse,

@@ -13,6 +13,7 @@ import logging
 import os
 import pwd
 import shutil
+import signal
 import stat
 import subprocess
 import tempfile
@@ -127,12 +128,30 @@ class DovecotServer:
         proc, self._proc = self._proc, None
         # After a SIGKILL of the master its children notice and exit by themselves.
         terminate(proc)
+        if proc is not None:
+            self._end_client_processes()
         if self._stdio is not None:
             self._stdio.close()
             self._stdio = None
         if self._short_base_dir and self._base_dir is not None:
             shutil.rmtree(self._base_dir, ignore_errors=True)
             self._base_dir = None
+
+    def _end_client_processes(self) -> None:
+        """SIGTERM the instance's imap processes that outlived the master (Dovecot leaves a
+        logged-in client's process running when its master stops), as a service manager
+        stopping the whole unit would: a stop really closes the clients' connections."""
+        title = f"dovecot-cvdbot-test-{self.port}/"
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if cmdline.startswith(title.encode()):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(entry.name), signal.SIGTERM)
 
     def append(self, username: str, password: str, raw: bytes, folder: str = "INBOX") -> None:
         """Deliver one RFC 5322 message by IMAP APPEND (creating `folder` if needed)."""
