@@ -32,6 +32,21 @@ ISO_DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 FINGERPRINT_RE = re.compile(r"^(?:[0-9A-F]{40}|[0-9A-F]{64})$")
 
 
+def full_fingerprint(value: Any, whose: str) -> Any:
+    """A key's full fingerprint, compacted (gpg prints it in groups of four; that form is
+    accepted as pasted); a short key ID is refused. Non-text is left to the type check."""
+    value = as_text(value)
+    if not isinstance(value, str):
+        return value
+    compact = value.replace(" ", "").upper().removeprefix("0X")
+    if not FINGERPRINT_RE.match(compact):
+        raise ValueError(
+            f"must be {whose} full fingerprint (40 hex digits, as `gpg --fingerprint` shows "
+            "it), not a short key ID"
+        )
+    return compact
+
+
 def _no_bool(value: Any) -> Any:
     # bool is an int subclass: `port: true` must not quietly become port 1.
     if isinstance(value, bool):

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, field_validator
 
-from bot.config.fields import FINGERPRINT_RE, FROZEN, EmailAddress, as_text
+from bot.config.fields import FROZEN, EmailAddress, full_fingerprint
 
 
 class IbdConfig(BaseModel):
@@ -24,12 +24,4 @@ class IbdConfig(BaseModel):
     @field_validator("key_fingerprint", mode="before")
     @classmethod
     def _fingerprint(cls, value: Any) -> Any:
-        value = as_text(value)
-        if not isinstance(value, str):
-            return value
-        compact = value.replace(" ", "").upper().removeprefix("0X")
-        if not FINGERPRINT_RE.match(compact):
-            raise ValueError(
-                "must be the IBD key's full fingerprint (40 hex digits), not a short key ID"
-            )
-        return compact
+        return full_fingerprint(value, "the IBD key's")

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr, ValidationInfo, field_validator
 
-from bot.config.fields import FINGERPRINT_RE, FROZEN, ConfigPath, as_text, resolve_path
+from bot.config.fields import FROZEN, ConfigPath, full_fingerprint, resolve_path
 
 
 class PgpConfig(BaseModel):
@@ -27,14 +27,4 @@ class PgpConfig(BaseModel):
     @field_validator("key_fingerprint", mode="before")
     @classmethod
     def _fingerprint(cls, value: Any) -> Any:
-        value = as_text(value)
-        if not isinstance(value, str):
-            return value
-        # gpg prints fingerprints in groups of four; accept that form as pasted.
-        compact = value.replace(" ", "").upper().removeprefix("0X")
-        if not FINGERPRINT_RE.match(compact):
-            raise ValueError(
-                "must be the key's full fingerprint (40 hex digits, as `gpg --fingerprint` "
-                "shows it), not a short key ID"
-            )
-        return compact
+        return full_fingerprint(value, "the key's")
