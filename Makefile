@@ -6,7 +6,8 @@ BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo lint typecheck unit integration bench chaos system-deps install clean image image-test
+.PHONY: test demo lint typecheck unit integration bench chaos system-deps install clean image image-test \
+	neomutt-check
 
 test: system-deps $(STAMP) lint typecheck
 	$(BIN)/pytest -q -p no:cacheprovider
@@ -65,6 +66,17 @@ image: $(STAMP)
 # run inside the image against the test servers.
 image-test: system-deps $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider -m image -s tests/integration/test_image.py
+
+# The opt-in mail-client check (README "Read in neomutt"): the reporter reads the bot's
+# receipt for an encrypted report in neomutt (GPGME) under tmux; prints the captured screens.
+# Not part of `make test`: it needs the neomutt and tmux packages (installed here if missing).
+neomutt-check: system-deps $(STAMP)
+	@if ! command -v neomutt >/dev/null || ! command -v tmux >/dev/null; then \
+		$(SUDO) apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends \
+			neomutt tmux; \
+	fi
+	$(BIN)/pytest -q -p no:cacheprovider -m neomutt -s tests/integration/test_neomutt.py
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
