@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo lint typecheck unit integration bench chaos system-deps install clean image image-test
+.PHONY: test demo lint typecheck unit integration bench chaos system-deps install clean image image-test element-check
 
 test: system-deps $(STAMP) lint typecheck
 	$(BIN)/pytest -q -p no:cacheprovider
@@ -65,6 +65,12 @@ image: $(STAMP)
 # run inside the image against the test servers.
 image-test: system-deps $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider -m image -s tests/integration/test_image.py
+
+# The opt-in Element check (README "Element and the bot's identity"): two team members on
+# matrix-js-sdk 37.5 with its Rust crypto (Element's SDK; Node 20 and npm, `npm ci` in
+# clients/element when node_modules is missing) watch a cross-signed bot and an unsigned one.
+element-check: system-deps $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider -m element -s tests/integration/test_element.py
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
