@@ -207,6 +207,8 @@ async def test_element_sees_a_cross_signed_bot(
     helps = await frank_sends_help(d, w, "list the commands")
     assert len(helps) == 2
     assert not [m for m in d.team.messages(d.room_id) if "could not decrypt" in m.body]
+    # ... but not with alice's nio device, which its owner never signed.
+    assert [e for e in d.team.undecryptable(d.room_id) if e.sender == w.frank_user]
 
     # Pinning the identity Element saw first changes nothing: it was pinned already.
     pinned = await w.erin.command("pin")
