@@ -7,7 +7,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP  := $(VENV)/.installed
 
 .PHONY: test demo lint typecheck unit integration bench chaos system-deps install clean image image-test \
-	neomutt-check
+	neomutt-check element-check
 
 test: system-deps $(STAMP) lint typecheck
 	$(BIN)/pytest -q -p no:cacheprovider
@@ -77,6 +77,12 @@ neomutt-check: system-deps $(STAMP)
 			neomutt tmux; \
 	fi
 	$(BIN)/pytest -q -p no:cacheprovider -m neomutt -s tests/integration/test_neomutt.py
+
+# The opt-in Element check (README "Element and the bot's identity"): two team members on
+# matrix-js-sdk 37.5 with its Rust crypto (Element's SDK; Node 20 and npm, `npm ci` in
+# clients/element when node_modules is missing) watch a cross-signed bot and an unsigned one.
+element-check: system-deps $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider -m element -s tests/integration/test_element.py
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

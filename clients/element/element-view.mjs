@@ -1,0 +1,226 @@
+// What a team member using Element sees of the bot: matrix-js-sdk (Element's SDK) with its
+// Rust crypto, logged in as a room member on the homeserver.
+//
+//   node element-view.mjs --homeserver URL --user @erin:localhost --password PW \
+//        --room '!room:localhost' --bot @cvdbot:localhost --bot-device DEVICEID \
+//        [--cross-sign-self] [--isolation all|signed]
+//
+// It logs in (a new device), starts the Rust crypto (in memory), joins the room when invited,
+// syncs, and prints one JSON line {"ready": ...} on stdout. Then it reads commands from stdin,
+// one per line, and answers each with one JSON line:
+//
+//   report EVENT_ID...  for each event: decrypted or why not, sender, whether it is a thread
+//                       reply, Element's shield for it (getEncryptionInfoForEvent); plus the bot
+//                       device's getDeviceVerificationStatus and the bot's
+//                       getUserVerificationStatus.
+//   status              only the bot's device and user verification status.
+//   pin                 CryptoApi.pinCurrentUserIdentity(bot)
+//   verify              signs the bot's master key with this user's user-signing key (needs
+//                       --cross-sign-self): the signature an interactive (emoji) verification
+//                       ends with. matrix-js-sdk has no public call for it, so this uses the
+//                       Rust OlmMachine's OtherUserIdentity.verify() under the CryptoApi.
+//   send TEXT           sends TEXT to the room (encrypted); answers with its event ID.
+//
+// On end of input it logs the device out and exits. Diagnostics go to stderr.
+import { parseArgs } from "node:util";
+import { createInterface } from "node:readline";
+
+import * as sdk from "matrix-js-sdk";
+import { logger } from "matrix-js-sdk/lib/logger.js";
+import {
+    AllDevicesIsolationMode,
+    EventShieldColour,
+    EventShieldReason,
+    OnlySignedDevicesIsolationMode,
+} from "matrix-js-sdk/lib/crypto-api/index.js";
+import * as RustSdkCryptoJs from "@matrix-org/matrix-sdk-crypto-wasm";
+
+const { values: args } = parseArgs({
+    options: {
+        homeserver: { type: "string" },
+        user: { type: "string" },
+        password: { type: "string" },
+        room: { type: "string" },
+        bot: { type: "string" },
+        "bot-device": { type: "string" },
+        "cross-sign-self": { type: "boolean", default: false },
+        isolation: { type: "string", default: "all" },
+        "decrypt-timeout": { type: "string", default: "20" },
+    },
+});
+for (const name of ["homeserver", "user", "password", "room", "bot", "bot-device"]) {
+    if (!args[name]) {
+        process.stderr.write(`missing --${name}\n`);
+        process.exit(2);
+    }
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const out = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
+const shieldColourName = (c) => EventShieldColour[c] ?? String(c);
+const shieldReasonName = (r) => (r === null || r === undefined ? null : (EventShieldReason[r] ?? String(r)));
+
+// stdout carries only this script's JSON lines: the SDK's log goes to stderr, warnings and up.
+for (const level of ["log", "info", "debug", "trace"]) console[level] = console.error;
+logger.setLevel("warn");
+
+const loginClient = sdk.createClient({ baseUrl: args.homeserver });
+const login = await loginClient.loginRequest({
+    type: "m.login.password",
+    identifier: { type: "m.id.user", user: args.user },
+    password: args.password,
+    initial_device_display_name: "Element check (matrix-js-sdk)",
+});
+const client = sdk.createClient({
+    baseUrl: args.homeserver,
+    userId: login.user_id,
+    deviceId: login.device_id,
+    accessToken: login.access_token,
+});
+await client.initRustCrypto({ useIndexedDB: false });
+const crypto = client.getCrypto();
+crypto.setDeviceIsolationMode(
+    args.isolation === "signed" ? new OnlySignedDevicesIsolationMode() : new AllDevicesIsolationMode(false),
+);
+
+await new Promise((resolve, reject) => {
+    client.once(sdk.ClientEvent.Sync, (state) => (state === "PREPARED" ? resolve() : reject(new Error(state))));
+    client.startClient({ initialSyncLimit: 20 });
+});
+if (args["cross-sign-self"]) {
+    await crypto.bootstrapCrossSigning({
+        setupNewCrossSigning: true,
+        authUploadDeviceSigningKeys: async (makeRequest) => {
+            await makeRequest({
+                type: "m.login.password",
+                identifier: { type: "m.id.user", user: login.user_id },
+                password: args.password,
+            });
+        },
+    });
+}
+const room = client.getRoom(args.room);
+if (room?.getMyMembership() !== "join") {
+    await client.joinRoom(args.room);
+}
+// The bot's device list: the crypto must know the bot's keys before anything else.
+await crypto.getUserDeviceInfo([args.bot], true);
+out({
+    ready: true,
+    user: login.user_id,
+    device: login.device_id,
+    cross_signing_ready: await crypto.isCrossSigningReady(),
+    isolation: args.isolation,
+});
+
+async function verificationStatus() {
+    const device = await crypto.getDeviceVerificationStatus(args.bot, args["bot-device"]);
+    const user = await crypto.getUserVerificationStatus(args.bot);
+    return {
+        bot_device: device && {
+            signedByOwner: device.signedByOwner,
+            crossSigningVerified: device.crossSigningVerified,
+            localVerified: device.localVerified,
+            isVerified: device.isVerified(),
+        },
+        bot_user: {
+            isVerified: user.isVerified(),
+            isCrossSigningVerified: user.isCrossSigningVerified(),
+            wasCrossSigningVerified: user.wasCrossSigningVerified(),
+            needsUserApproval: user.needsUserApproval,
+        },
+    };
+}
+
+// One event, fetched from the server and decrypted, retried until its room key arrives.
+async function inspect(eventId) {
+    const deadline = Date.now() + Number(args["decrypt-timeout"]) * 1000;
+    let event;
+    for (;;) {
+        const raw = await client.fetchRoomEvent(args.room, eventId);
+        event = new sdk.MatrixEvent(raw);
+        await client.decryptEventIfNeeded(event);
+        // Only a key that has not arrived yet is worth waiting for; any other failure (such
+        // as UNSIGNED_SENDER_DEVICE) is this client's verdict.
+        const waiting = event.decryptionFailureReason === "MEGOLM_UNKNOWN_INBOUND_SESSION_ID";
+        if (!waiting || Date.now() > deadline) break;
+        await sleep(250);
+    }
+    const content = event.getContent();
+    const relation = content["m.relates_to"] ?? {};
+    const info = event.isEncrypted() && !event.isDecryptionFailure()
+        ? await crypto.getEncryptionInfoForEvent(event)
+        : null;
+    return {
+        event_id: eventId,
+        sender: event.getSender(),
+        encrypted: event.isEncrypted(),
+        decrypted: event.isEncrypted() && !event.isDecryptionFailure(),
+        decryption_failure: event.decryptionFailureReason ?? null,
+        type: event.getType(),
+        msgtype: content.msgtype ?? null,
+        thread_root: relation.rel_type === "m.thread" ? relation.event_id : null,
+        shieldColour: info ? shieldColourName(info.shieldColour) : null,
+        shieldReason: info ? shieldReasonName(info.shieldReason) : null,
+    };
+}
+
+async function handle(line) {
+    const [command, ...rest] = line.trim().split(/\s+/);
+    if (command === "report") {
+        const events = [];
+        for (const eventId of rest) events.push(await inspect(eventId));
+        out({ command, events, ...(await verificationStatus()) });
+    } else if (command === "status") {
+        out({ command, ...(await verificationStatus()) });
+    } else if (command === "pin") {
+        let error = null;
+        try {
+            await crypto.pinCurrentUserIdentity(args.bot);
+        } catch (exc) {
+            error = String(exc);
+        }
+        out({ command, error, ...(await verificationStatus()) });
+    } else if (command === "verify") {
+        // Private to matrix-js-sdk's RustCrypto; the same OlmMachine Element's crypto uses.
+        const machine = crypto.olmMachine;
+        const identity = await machine.getIdentity(new RustSdkCryptoJs.UserId(args.bot));
+        let error = null;
+        if (!identity) {
+            error = "no identity known for the bot";
+        } else {
+            try {
+                const request = await identity.verify();
+                await crypto.outgoingRequestProcessor.makeOutgoingRequest(request);
+            } catch (exc) {
+                error = String(exc);
+            }
+            identity.free();
+        }
+        // Our own device list query brings the new signature back from the server.
+        await crypto.getUserDeviceInfo([args.bot, login.user_id], true);
+        out({ command, error, ...(await verificationStatus()) });
+    } else if (command === "send") {
+        const text = line.trim().slice("send".length).trim();
+        const { event_id } = await client.sendMessage(args.room, { msgtype: "m.text", body: text });
+        out({ command, event_id });
+    } else if (command) {
+        out({ command, error: "unknown command" });
+    }
+}
+
+const input = createInterface({ input: process.stdin });
+for await (const line of input) {
+    try {
+        await handle(line);
+    } catch (exc) {
+        out({ error: String(exc?.stack ?? exc) });
+    }
+}
+client.stopClient();
+try {
+    await client.logout(true);
+} catch {
+    // the device stays; the test homeserver is thrown away anyway
+}
+process.exit(0);
