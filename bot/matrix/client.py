@@ -452,6 +452,10 @@ class MatrixAdapter:
             await self._handle_invite(room_id, invite.invite_state)
         for room_id, joined in response.rooms.join.items():
             self._note_join(room_id, [*joined.state, *joined.timeline.events])
+        # Before the commands of the batch: the outbox may send as soon as the rooms are
+        # known (a command may wait for a case root the outbox has yet to send again).
+        await self._check_case_room()
+        self.synced.set()
         if run_timeline:
             for room_id, joined in response.rooms.join.items():
                 if joined.timeline.limited and self._config.case_room == room_id:
@@ -468,7 +472,6 @@ class MatrixAdapter:
         async with self._db.transaction() as conn:
             await sync_state.set_value(conn, SYNC_TOKEN_KEY, response.next_batch)
         self._saved_token = response.next_batch
-        await self._check_case_room()
 
     def _forget_left_rooms(self, response: SyncResponse) -> None:
         """nio keeps a room the bot was kicked or banned from as if it were still joined:
