@@ -145,24 +145,28 @@ class App:
         try:
             if ops is not None:
                 await ops.start()
+
+            # Each loop is restarted when it dies unexpectedly; one that keeps dying ends
+            # the process (exit 70) so the service manager starts a fresh one.
+            def supervised(name: str, run: Callable[[], Awaitable[Any]]) -> asyncio.Task[Any]:
+                return asyncio.create_task(
+                    supervise(name, run, stop, fatal=(MatrixFatalError,)), name=name
+                )
+
+            # The outbox runs before the first sync is handled (its Matrix posts wait for
+            # the rooms): a command in that sync may wait for a case root the outbox must
+            # send again first (CommandDispatcher._await_thread_root).
+            tasks = [supervised("outbox", lambda: worker.run(stop))]
             await matrix.start()
             check_digest_room(matrix, config)
             self.scheduler.start()
-            # Each loop is restarted when it dies unexpectedly; one that keeps dying ends
-            # the process (exit 70) so the service manager starts a fresh one.
             loops: dict[str, Callable[[], Awaitable[Any]]] = {
                 "matrix-sync": lambda: matrix.sync_forever(stop),
-                "outbox": lambda: worker.run(stop),
                 "imap": imap.run,
                 # `cvdbot ingest` writes from another process: its posts go out at once.
                 "external-commits": lambda: wake_on_external_commits(db, worker.wake, stop),
             }
-            tasks = [
-                asyncio.create_task(
-                    supervise(name, run, stop, fatal=(MatrixFatalError,)), name=name
-                )
-                for name, run in loops.items()
-            ]
+            tasks += [supervised(name, run) for name, run in loops.items()]
             stopper = asyncio.create_task(stop.wait(), name="stop")
             done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
             for task in done:

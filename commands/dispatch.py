@@ -7,6 +7,7 @@ after a crash can never run a command twice.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ import aiosqlite
 
 from bot.config import Config
 from bot.failpoints import Failpoints
-from bot.matrix.posts import Post, post_to_case, post_to_room
+from bot.matrix.posts import ROOT_KEY_PREFIX, Post, post_to_case, post_to_room
 from bot.matrix.render import local
 from bot.policy.clock import Clock
 from bot.policy.lifecycle import Case, TransitionError, parse_case_id
@@ -40,6 +41,9 @@ log = logging.getLogger(__name__)
 # A command typed while the bot was down for longer than this is not run on its return:
 # the situation it was meant for has likely changed. The sender is told to repeat it.
 STALE_AFTER = timedelta(hours=1)
+# How long a command in a thread the bot knows no case for waits while thread roots are
+# still unsent (see _await_thread_root).
+ROOT_WAIT_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,8 @@ class CommandDispatcher:
         if split is None:
             return False
         name, rest = split
+        if message.thread_root is not None and message.replaces is None:
+            await self._await_thread_root(message.thread_root)
         key = await self._reporter_key(message, name, rest)
         now = self._clock.now()
         if message.replaces is not None:
@@ -124,6 +130,29 @@ class CommandDispatcher:
         self._failpoints.hit("command.after_commit")
         self._on_queued()
         return True
+
+    async def _await_thread_root(self, thread_root: str) -> None:
+        """A command in a thread that is no case's (yet), while case roots wait in the
+        outbox: wait until they are out, at most ROOT_WAIT_SECONDS. A bot killed after its
+        root post reached the homeserver but before it recorded the event ID sends the root
+        again on restart (the same txn_id, so the same event) and only then knows the thread;
+        the team may have answered in that thread meanwhile, and the command must find its
+        case rather than be answered "which case?". The outbox runs beside the sync loop."""
+        deadline = asyncio.get_running_loop().time() + ROOT_WAIT_SECONDS
+        while True:
+            async with self._db.transaction() as conn:
+                if await cases.case_by_thread_root(conn, thread_root) is not None:
+                    return
+                if not await outbox.any_pending(conn, ROOT_KEY_PREFIX):
+                    return
+            if asyncio.get_running_loop().time() > deadline:
+                log.warning(
+                    "a command in thread %s waited %.0f s for unsent case roots; run as it is",
+                    thread_root,
+                    ROOT_WAIT_SECONDS,
+                )
+                return
+            await asyncio.sleep(0.2)
 
     async def _edited(self, message: IncomingMessage, now: datetime) -> bool:
         """An edit that reads as a command: one short note, nothing run."""

@@ -161,6 +161,15 @@ async def pending_count(conn: aiosqlite.Connection) -> int:
     return int(row[0]) if row else 0
 
 
+async def any_pending(conn: aiosqlite.Connection, idem_prefix: str) -> bool:
+    """Whether an item whose idempotency key starts with `idem_prefix` is still unsent."""
+    async with conn.execute(
+        "SELECT 1 FROM outbox WHERE state = 'pending' AND substr(idem_key, 1, ?) = ? LIMIT 1",
+        (len(idem_prefix), idem_prefix),
+    ) as cur:
+        return await cur.fetchone() is not None
+
+
 async def pending_in(conn: aiosqlite.Connection, channel: Channel) -> int:
     async with conn.execute(
         "SELECT COUNT(*) FROM outbox WHERE state = 'pending' AND channel = ?", (channel,)

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import secrets
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ from nio import (
     Event,
     InviteMemberEvent,
     JoinError,
+    KeysClaimResponse,
     LoginResponse,
     MegolmEvent,
     RoomHistoryVisibilityEvent,
@@ -34,6 +36,7 @@ from nio import (
     RoomMemberEvent,
     RoomRedactResponse,
     RoomSendResponse,
+    ShareGroupSessionResponse,
     SyncResponse,
     UploadResponse,
 )
@@ -349,8 +352,24 @@ class MatrixAdapter:
         # Without a token this is the bot's very first start: what happened before it joined
         # is history, not commands for it. With a token, what arrived while it was down counts.
         self._saved_token = token
+        await self._retrying("Matrix key upkeep", self._ready_to_encrypt)
         await self._process(response, run_timeline=token is not None)
         self.synced.set()
+
+    async def _ready_to_encrypt(self) -> object:
+        """After the first sync, before anything is posted: the case room's member list
+        loaded and the members' device lists queried, which the first post would otherwise
+        do itself. Then only the room key is left to share when the first post goes. Returns
+        a failed response for `_retrying` to judge, else None."""
+        client = self.client
+        assert client is not None
+        room = client.rooms.get(self._config.case_room)
+        if room is not None and room.encrypted and not room.members_synced:
+            response = await client.joined_members(room.room_id)
+            if classify_response(response) is not None:
+                return response
+        await self._housekeeping()
+        return None
 
     # -- sync -------------------------------------------------------------------------------
 
@@ -433,6 +452,10 @@ class MatrixAdapter:
             await self._handle_invite(room_id, invite.invite_state)
         for room_id, joined in response.rooms.join.items():
             self._note_join(room_id, [*joined.state, *joined.timeline.events])
+        # Before the commands of the batch: the outbox may send as soon as the rooms are
+        # known (a command may wait for a case root the outbox has yet to send again).
+        await self._check_case_room()
+        self.synced.set()
         if run_timeline:
             for room_id, joined in response.rooms.join.items():
                 if joined.timeline.limited and self._config.case_room == room_id:
@@ -449,7 +472,6 @@ class MatrixAdapter:
         async with self._db.transaction() as conn:
             await sync_state.set_value(conn, SYNC_TOKEN_KEY, response.next_batch)
         self._saved_token = response.next_batch
-        await self._check_case_room()
 
     def _forget_left_rooms(self, response: SyncResponse) -> None:
         """nio keeps a room the bot was kicked or banned from as if it were still joined:
@@ -607,11 +629,11 @@ class MatrixAdapter:
             # What nio's room_send does after encrypting; called directly so that the
             # encryption above stays under the lock and the request does not.
             response = await client._send(RoomSendResponse, method, path, data, (room_id,))
+        except MatrixSendError:
+            raise
         except Exception as exc:  # nio raises for local state problems (e.g. no session)
-            self._forget_room_key(room_id)
             raise MatrixSendError(f"{type(exc).__name__}: {exc}") from exc
         if not isinstance(response, RoomSendResponse):
-            self._forget_room_key(room_id)
             raise MatrixSendError(f"room_send failed: {response}")
         return str(response.event_id)
 
@@ -634,22 +656,51 @@ class MatrixAdapter:
             if client.should_query_keys:
                 await client.keys_query()
         if client.olm.should_share_group_session(room_id):
-            sharing = client.sharing_session.get(room_id)
-            if sharing is not None:
-                await sharing.wait()
-            else:
-                await client.share_group_session(room_id, ignore_unverified_devices=True)
+            await self._share_room_key(room_id)
         event_type, sealed = client.encrypt(room_id, "m.room.message", content)
         return str(event_type), sealed
 
-    def _forget_room_key(self, room_id: str) -> None:
-        """After a failed send, start a new room key for the next one. nio counts a room key
-        as shared with a device as soon as it encrypted it for that device; if the to-device
-        send then failed (the homeserver went away mid-share), the device never got the key
-        and could not read anything sent with it. A new key is shared afresh."""
+    async def _share_room_key(self, room_id: str) -> None:
+        """Send the room's outbound key to every member device, and count it as shared only
+        when the homeserver accepted every one of those to-device messages.
+
+        nio's own `share_group_session` ignores a failed to-device request and marks the key
+        shared anyway; when the homeserver went away half-way through, every post encrypted
+        with that key was then unreadable for the devices that missed it (the chaos run of
+        2026-12-02). Here a failure raises, the key stays unshared and is never used to
+        encrypt, and the next try sends the same key to the devices that did not confirm it
+        (nio skips those that did). nio's version also leaves the room marked "sharing" for
+        good when its one-time key claim raises, which would stall every later send.
+
+        A device with no Olm session even after the claim (its owner's client published no
+        one-time keys) is skipped with nio's warning, as nio does: waiting for it would stop
+        all posting."""
         client = self.client
-        if client is not None and client.olm is not None:
-            client.invalidate_outbound_session(room_id)
+        assert client is not None and client.olm is not None
+        missing = client.get_missing_sessions(room_id)
+        if missing:
+            claimed = await client.keys_claim(missing)
+            if not isinstance(claimed, KeysClaimResponse):
+                raise MatrixSendError(f"room key not shared: one-time key claim failed ({claimed})")
+        requests = []
+        for sharing_with, to_device in client.olm.share_group_session_parallel(
+            room_id, list(client.rooms[room_id].users), ignore_unverified_devices=True
+        ):
+            method, path, data = Api.to_device(
+                client.access_token, "m.room.encrypted", to_device, str(uuid.uuid4())
+            )
+            # _send hands a success to nio, which records the devices as having the key.
+            requests.append(
+                client._send(ShareGroupSessionResponse, method, path, data, (room_id, sharing_with))
+            )
+        results = await asyncio.gather(*requests, return_exceptions=True)
+        failed = [r for r in results if not isinstance(r, ShareGroupSessionResponse)]
+        if failed:
+            raise MatrixSendError(
+                f"room key not shared with every device ({describe(failed[0])}); "
+                "the post waits and the key is sent again"
+            )
+        client.olm.outbound_group_sessions[room_id].shared = True
 
     async def redact(self, room_id: str, event_id: str, reason: str, txn_id: str) -> str:
         """Redact one event (the bot's own); the same `txn_id` is deduplicated by Synapse,

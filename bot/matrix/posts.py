@@ -74,13 +74,17 @@ async def post_to_case(
     return await payloads.enqueue(conn, payload, idem_key=idem_key, case_id=case_id, now=now)
 
 
+# The outbox key of every case's thread root.
+ROOT_KEY_PREFIX = "root:"
+
+
 async def post_case_root(
     conn: aiosqlite.Connection, case_id: str, post: Post, *, now: datetime
 ) -> bool:
     return await payloads.enqueue(
         conn,
         RootPost(post.body, post.html),
-        idem_key=f"root:{case_id}",
+        idem_key=f"{ROOT_KEY_PREFIX}{case_id}",
         case_id=case_id,
         now=now,
         # New cases are announced before anything else waiting: when mail piles up (after

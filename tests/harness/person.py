@@ -289,8 +289,18 @@ class Person:
 
     # -------------------------------------------------------------- messages
 
-    async def send(self, room_id: str, body: str, thread_root: str | None = None) -> str:
-        """Send a text message (in a thread when `thread_root` is given); return its event ID."""
+    async def send(
+        self,
+        room_id: str,
+        body: str,
+        thread_root: str | None = None,
+        *,
+        txn_id: str | None = None,
+    ) -> str:
+        """Send a text message (in a thread when `thread_root` is given); return its event ID.
+
+        A retry with the same `txn_id` (after a failure whose request may have arrived) is
+        the same event to the homeserver, as a real client's resend is."""
         content: dict[str, Any] = {"msgtype": "m.text", "body": body}
         if thread_root is not None:
             content["m.relates_to"] = {
@@ -299,10 +309,15 @@ class Person:
                 "is_falling_back": True,
                 "m.in_reply_to": {"event_id": thread_root},
             }
-        return await self.send_content(room_id, content)
+        return await self.send_content(room_id, content, txn_id=txn_id)
 
     async def send_content(
-        self, room_id: str, content: dict[str, Any], event_type: str = "m.room.message"
+        self,
+        room_id: str,
+        content: dict[str, Any],
+        event_type: str = "m.room.message",
+        *,
+        txn_id: str | None = None,
     ) -> str:
         """Send any event content, encrypted when the room is; return the event ID."""
         await self.wait_for_room(room_id)
@@ -317,6 +332,7 @@ class Person:
                 # Room membership is the trust boundary in these tests; no device
                 # verification ceremony between scripted users.
                 ignore_unverified_devices=True,
+                tx_id=txn_id,
             )
         if not isinstance(response, RoomSendResponse):
             raise RuntimeError(f"{self.user_id} could not send to {room_id}: {response}")

@@ -1,6 +1,7 @@
 """The outbox under faults, on real Synapse, Dovecot and SMTP, counted once the bot is
 quiescent: the bot killed between a successful send and marking it sent (a thread root: the
-homeserver's txn_id de-duplication leaves one root; a reporter mail: SMTP has no such thing,
+homeserver's txn_id de-duplication leaves one root, and a command the team sent in its
+thread meanwhile finds its case; a reporter mail: SMTP has no such thing,
 so it is delivered again, byte for byte), and SMTP down while two mails of one case wait
 (they leave in the order queued once it is back)."""
 
@@ -50,29 +51,38 @@ async def test_killed_after_send_root_once_mail_again_and_order_kept_through_smt
     [(state, attempts, _)] = outbox_row(d, "root:")
     assert (state, attempts) == ("pending", 0), "the root left but was not marked sent"
     root = await wait_root(d.team, d.room_id, SUBJECT)  # the send before the kill
+    # The team answers in the thread while the bot is down: the restarted bot reads the
+    # command before it knows the thread is the case's (the root is not recorded yet). The
+    # command waits for the root's resend and then finds its case, instead of "which case?".
+    await d.team.send(d.room_id, "!ack", thread_root=root.event_id)
     d.start_bot()
     await wait_in_thread(d.team, d.room_id, root, "The report:")
+    await wait_in_thread(d.team, d.room_id, root, "receipt confirmation mail went to")
     await wait_quiescent(d.db_path)
     [(state, _, event_id)] = outbox_row(d, "root:")
     assert state == "sent" and event_id == root.event_id, "the resend got the first event"
     assert len(roots(d)) == 1
     assert count_in_thread(d.team, d.room_id, root, "The report:") == 1
+    assert count_in_thread(d.team, d.room_id, root, "acknowledged by") == 1
+    assert count_in_thread(d.team, d.room_id, root, "which case?") == 0
+    assert len(d.smtp.messages) == 1
+    d.smtp.clear()
 
-    # 2. Killed right after SMTP accepted the receipt confirmation: SMTP cannot de-duplicate,
+    # 2. Killed right after SMTP accepted the assessment mail: SMTP cannot de-duplicate,
     #    so after the restart the reporter gets it a second time, the same bytes with the same
     #    Message-ID (mail clients show it once); the thread says once that it went out.
     bot.stop()
     d.start_bot(failpoints="outbox.after_send.mail")
-    await d.team.send(d.room_id, "!ack", thread_root=root.event_id)
+    await d.team.send(d.room_id, "!assess low open redirect", thread_root=root.event_id)
     assert bot.wait_exit(timeout=60) == -9, "killed right after SMTP accepted the mail"
     assert len(d.smtp.messages) == 1
     d.start_bot()
-    await wait_in_thread(d.team, d.room_id, root, "receipt confirmation mail went to")
+    await wait_in_thread(d.team, d.room_id, root, "assessment mail went to")
     await wait_quiescent(d.db_path)
     first, again = d.smtp.messages
     assert again.raw == first.raw and first.message["Message-ID"] == again.message["Message-ID"]
-    assert count_in_thread(d.team, d.room_id, root, "acknowledged by") == 1
-    assert count_in_thread(d.team, d.room_id, root, "receipt confirmation mail went to") == 1
+    assert count_in_thread(d.team, d.room_id, root, "assessed as low") == 1
+    assert count_in_thread(d.team, d.room_id, root, "assessment mail went to") == 1
     d.smtp.clear()
 
     # 3. SMTP down, two mails of the case queued five seconds apart: the later one never
@@ -89,7 +99,7 @@ async def test_killed_after_send_root_once_mail_again_and_order_kept_through_smt
     await d.team.send(d.room_id, "!assess medium open redirect", thread_root=second.event_id)
     await wait_in_thread(d.team, d.room_id, second, "assessed as medium")
     await asyncio.sleep(3)  # long enough for the assessment's own first back-off to end
-    assert [s for s, _, _ in outbox_row(d, "mail:")] == ["sent", "pending", "pending"]
+    assert [s for s, _, _ in outbox_row(d, "mail:")] == ["sent", "sent", "pending", "pending"]
     d.smtp.start()
     await wait_in_thread(d.team, d.room_id, second, "assessment mail went to", timeout=90)
     await wait_quiescent(d.db_path)
