@@ -71,6 +71,14 @@ _TRANSIENT_CODES = frozenset({5, 6, 7, 8, 10, 13, 14})
 _TRANSIENT_TEXT = ("disk is full", "disk i/o error", "database is locked", "readonly database")
 
 
+def schema_version_read_only(path: Path) -> int:
+    """The schema version of the database at `path`, opened read-only (nothing is created,
+    migrated or locked for writing: what `cvdbot doctor` may do). Raises sqlite3.Error."""
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as conn:
+        row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+    return int(row[0] or 0) if row else 0
+
+
 def is_transient(exc: sqlite3.Error) -> bool:
     """Whether a SQLite error is the storage's (worth retrying), not a bug in a statement."""
     code = getattr(exc, "sqlite_errorcode", None)

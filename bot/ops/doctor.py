@@ -263,18 +263,16 @@ def _calendar_check(config: Config) -> Check:
 
 
 def _database_check(config: Config) -> Check:
-    from storage.db import migrations
+    from storage.db import migrations, schema_version_read_only
 
     path = Path(config.storage.path)
     if not path.exists():
         return Check("database", "warning", f"{path} does not exist yet", "created on first run")
     known = max(version for version, _, _ in migrations())
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as conn:
-            row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+        version = schema_version_read_only(path)
     except sqlite3.Error as exc:
         return Check("database", "failed", f"{path}: {exc}", "check storage.path")
-    version = int(row[0] or 0)
     if version > known:
         return Check(
             "database",
