@@ -12,7 +12,7 @@ import subprocess
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from email import policy
+from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
@@ -58,6 +58,16 @@ class ReporterGpg:
 
     def decrypt(self, armored: bytes) -> bytes:
         return self.gpg("--decrypt", data=armored)
+
+    def open_mail(self, message: EmailMessage) -> EmailMessage:
+        """This reporter's client opening a PGP/MIME mail: the decrypted part, with its
+        protected headers. Fails unless the mail is PGP/MIME encrypted."""
+        assert message.get_content_type() == "multipart/encrypted", message.get_content_type()
+        ciphertext = list(message.iter_parts())[1].get_payload(decode=True)
+        assert isinstance(ciphertext, bytes)
+        inner = message_from_bytes(self.decrypt(ciphertext), policy=policy.default)
+        assert isinstance(inner, EmailMessage)
+        return inner
 
     def close(self) -> None:
         subprocess.run(["gpgconf", "--homedir", str(self.home), "--kill", "gpg-agent"], check=False)

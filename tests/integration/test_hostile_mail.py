@@ -6,8 +6,6 @@ thread, and !open (item 5)."""
 from __future__ import annotations
 
 import re
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -15,24 +13,12 @@ import pytest
 from bot.mailin.steps.key_trust import KEY_WAITS
 from bot.outbox.matrix_channel import UNSORTED_TITLE
 from tests.harness.reporter_pgp import ReporterGpg
-from tests.harness.smtp import ReceivedMail
 from tests.integration.conftest import MakeDeployment
 from tests.integration.sample_mails import ENGLISH_BODY, report
 from tests.integration.test_intake import bot_public_key, wait_in_thread, wait_root
 
 CASE_ID = re.compile(r"CVD-\d{4}-\d{4,}")
 SECRET_SUBJECT = "SQL injection in https://permits.haaksbergen.example/login"
-
-
-def opened_by(reader: ReporterGpg, received: ReceivedMail) -> EmailMessage:
-    """The reporter's client decrypting the mail: the protected part with its headers."""
-    message = received.message
-    assert message.get_content_type() == "multipart/encrypted"
-    ciphertext = list(message.iter_parts())[1].get_payload(decode=True)
-    assert isinstance(ciphertext, bytes)
-    inner = message_from_bytes(reader.decrypt(ciphertext), policy=policy.default)
-    assert isinstance(inner, EmailMessage)
-    return inner
 
 
 async def test_hidden_subject_and_a_forged_key_swap(
@@ -63,7 +49,7 @@ async def test_hidden_subject_and_a_forged_key_swap(
         assert b"Subject:\r\n" not in ack.raw
         sender = ack.message["From"].addresses[0]
         assert sender.display_name == "Information security team, Municipality of Haaksbergen"
-        opened = opened_by(sam, ack)
+        opened = sam.open_mail(ack.message)
         assert opened["Subject"] == f"[{case}] Receipt confirmation: {SECRET_SUBJECT}"
 
         # Item 2: a forged follow-up From Sam with a key of its own ...
@@ -79,18 +65,18 @@ async def test_hidden_subject_and_a_forged_key_swap(
         # ... changes nothing: the next mail is still for Sam's first key only.
         await d.team.send(d.room_id, "!assess low", thread_root=root.event_id)
         assessment = (await d.smtp.wait_for_async(2, timeout=30))[1]
-        assert "Assessment" in str(opened_by(sam, assessment)["Subject"])
+        assert "Assessment" in str(sam.open_mail(assessment.message)["Subject"])
         with pytest.raises(RuntimeError):
-            opened_by(fake, assessment)
+            fake.open_mail(assessment.message)
 
         # Only after !key accept does mail go to the new key.
         await d.team.send(d.room_id, "!key accept", thread_root=root.event_id)
         await wait_in_thread(d.team, d.room_id, root, "accepted the key")
         await d.team.send(d.room_id, "!fixed output encoding added", thread_root=root.event_id)
         fixed = (await d.smtp.wait_for_async(3, timeout=30))[2]
-        assert "Fixed" in str(opened_by(fake, fixed)["Subject"])
+        assert "Fixed" in str(fake.open_mail(fixed.message)["Subject"])
         with pytest.raises(RuntimeError):
-            opened_by(sam, fixed)
+            sam.open_mail(fixed.message)
         assert len(d.smtp.messages) == 3
 
         # Item 5: list mail that matched no case lands in one unsorted thread, and !open

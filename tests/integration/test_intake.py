@@ -21,7 +21,6 @@ from bot.pgp.gpg import Pgp, format_fingerprint
 from tests.harness.bot import CvdDeployment
 from tests.harness.person import Person, ReceivedMessage
 from tests.harness.reporter_pgp import ReporterGpg
-from tests.harness.smtp import ReceivedMail
 from tests.integration.conftest import MakeDeployment
 from tests.integration.sample_mails import ENGLISH_BODY, report
 
@@ -59,18 +58,6 @@ def download(d: CvdDeployment, mxc: str) -> bytes:
     )
     with urllib.request.urlopen(request, timeout=30) as response:
         return bytes(response.read())
-
-
-def decrypted_mail(reporter: ReporterGpg, received: ReceivedMail) -> EmailMessage:
-    """The reporter's client opening a PGP/MIME mail from the bot."""
-    message = received.message
-    assert message.get_content_type() == "multipart/encrypted", message.get_content_type()
-    parts = list(message.iter_parts())
-    ciphertext = parts[1].get_payload(decode=True)
-    assert isinstance(ciphertext, bytes)
-    inner = message_from_bytes(reporter.decrypt(ciphertext), policy=policy.default)
-    assert isinstance(inner, EmailMessage)
-    return inner
 
 
 def body_text(message: EmailMessage) -> str:
@@ -130,7 +117,7 @@ async def test_encrypted_report_key_media_then_encrypted_ack_and_ask(
         [ack] = await d.smtp.wait_for_async(1, timeout=30)
         assert ack.rcpt_tos == ["sam@finder.example"]
         assert b"reflected cross-site scripting" not in ack.raw
-        opened = decrypted_mail(sam, ack)
+        opened = sam.open_mail(ack.message)
         assert case in body_text(opened)
         await wait_in_thread(d.team, d.room_id, root, "PGP-encrypted and signed")
 
@@ -143,7 +130,7 @@ async def test_encrypted_report_key_media_then_encrypted_ack_and_ask(
         ask = mails[1]
         assert f"[{case}]" in str(ask.message["Subject"])
         assert "More information needed" in str(ask.message["Subject"])
-        assert "Which form field did you use?" in body_text(decrypted_mail(sam, ask))
+        assert "Which form field did you use?" in body_text(sam.open_mail(ask.message))
         assert d.team.undecryptable(d.room_id) == []
     finally:
         sam.close()

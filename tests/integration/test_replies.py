@@ -18,7 +18,6 @@ import re
 import sqlite3
 import sys
 from datetime import UTC, datetime, timedelta
-from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -79,12 +78,7 @@ def opened(received: ReceivedMail, reporter: ReporterGpg | None) -> EmailMessage
         inner = list(message.iter_parts())[0]
         assert isinstance(inner, EmailMessage)
         return inner
-    assert message.get_content_type() == "multipart/encrypted", message.get_content_type()
-    ciphertext = list(message.iter_parts())[1].get_payload(decode=True)
-    assert isinstance(ciphertext, bytes)
-    inner = message_from_bytes(reporter.decrypt(ciphertext), policy=policy.default)
-    assert isinstance(inner, EmailMessage)
-    return inner
+    return reporter.open_mail(message)
 
 
 def plain_text(message: EmailMessage) -> str:

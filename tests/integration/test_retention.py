@@ -38,7 +38,7 @@ from tests.harness.person import Person, ReceivedMessage
 from tests.harness.reporter_pgp import ReporterGpg
 from tests.integration.conftest import MakeDeployment
 from tests.integration.sample_mails import report
-from tests.integration.test_intake import PNG, body_text, bot_public_key, decrypted_mail
+from tests.integration.test_intake import PNG, body_text, bot_public_key
 
 CASE_ID = re.compile(r"CVD-\d{4}-\d{4,}")
 RETENTION = timedelta(days=90)
@@ -227,7 +227,7 @@ async def test_close_hold_delete_redact_and_export(
         assert len(closing) == 1 and len(gesloten) == 1
         assert str(closing[0].message["Subject"]).startswith(f"[{case_a}] ")
         assert closing[0].rcpt_tos == ["sam@finder.example"]
-        opened = decrypted_mail(sam, closing[0])
+        opened = sam.open_mail(closing[0].message)
         text_a = body_text(opened)
         assert "We will delete your personal data" in text_a
         assert f"{delete_a.day} " in text_a and str(delete_a.year) in text_a
