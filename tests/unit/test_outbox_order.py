@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest_asyncio
@@ -21,16 +21,7 @@ from bot.policy.lifecycle import Case, CaseState
 from storage import cases, outbox
 from storage.db import Database
 from storage.outbox import OutboxItem
-
-NOW = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
-
-
-@dataclass
-class MovableClock:
-    moment: datetime = NOW
-
-    def now(self) -> datetime:
-        return self.moment
+from tests.unit.test_outbox_worker import NOW, MovableClock
 
 
 @dataclass
