@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -26,7 +25,7 @@ from bot.matrix.posts import Post, post_to_room
 from bot.matrix.undecryptable import UndecryptableEvents
 from bot.ops.health import Liveness
 from bot.ops.http import Monitor, OpsServer
-from bot.ops.supervisor import LoopGaveUpError, supervise
+from bot.ops.supervisor import LoopGaveUpError, end_tasks, supervise
 from bot.outbox.external_commits import wake_on_external_commits
 from bot.outbox.mail_channel import MailHandler
 from bot.outbox.matrix_channel import MatrixHandler
@@ -142,6 +141,8 @@ class App:
         ops = (
             OpsServer(config.monitoring.listen, self.monitor) if config.monitoring.listen else None
         )
+        stopper = asyncio.create_task(stop.wait(), name="stop")
+        starting: asyncio.Task[None] | None = None
         try:
             if ops is not None:
                 await ops.start()
@@ -157,7 +158,13 @@ class App:
             # the rooms): a command in that sync may wait for a case root the outbox must
             # send again first (CommandDispatcher._await_thread_root).
             tasks = [supervised("outbox", lambda: worker.run(stop))]
-            await matrix.start()
+            # The homeserver may be down at start (retried until it answers): SIGTERM
+            # must still end the bot then.
+            starting = asyncio.create_task(matrix.start(), name="matrix-start")
+            await asyncio.wait([starting, stopper], return_when=asyncio.FIRST_COMPLETED)
+            if not starting.done():
+                return EXIT_OK
+            starting.result()
             check_digest_room(matrix, config)
             self.scheduler.start()
             loops: dict[str, Callable[[], Awaitable[Any]]] = {
@@ -167,12 +174,10 @@ class App:
                 "external-commits": lambda: wake_on_external_commits(db, worker.wake, stop),
             }
             tasks += [supervised(name, run) for name, run in loops.items()]
-            stopper = asyncio.create_task(stop.wait(), name="stop")
             done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 if task is not stopper and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
-            stopper.cancel()
             return EXIT_OK
         except MatrixFatalError as exc:
             log.error("%s", exc)
@@ -182,11 +187,8 @@ class App:
             return EXIT_SOFTWARE
         finally:
             stop.set()
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            log.info("cvdbot stopping")
+            await end_tasks([*tasks, stopper, *([starting] if starting else [])])
             await self.scheduler.stop()
             if ops is not None:
                 await ops.stop()

@@ -21,7 +21,6 @@ them to the events of the sync loop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import logging
 from collections.abc import Awaitable, Callable
@@ -32,6 +31,7 @@ from typing import Protocol
 from nio import Event, MegolmEvent
 
 from bot.matrix.posts import Post, defuse_mentions
+from bot.ops.supervisor import end_tasks
 from bot.policy.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -201,8 +201,4 @@ class UndecryptableEvents:
         )
 
     async def close(self) -> None:
-        for task in list(self._waiting):
-            task.cancel()
-        for task in list(self._waiting):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await end_tasks(self._waiting)

@@ -18,6 +18,7 @@ import urllib.request
 from tests.harness.bot import IMAP_LINE, READY_LINE, BotProcess, CvdDeployment
 from tests.harness.dovecot import DovecotServer
 from tests.harness.person import ReceivedMessage
+from tests.harness.ports import free_port
 from tests.harness.quiescence import wait_quiescent
 from tests.harness.synapse import SynapseServer
 from tests.harness.tcp_proxy import TcpProxy
@@ -206,6 +207,21 @@ async def test_homeserver_down_at_start_502_lost_token_and_silent_sync(
         assert d.team.undecryptable(d.room_id) == []
     finally:
         proxy.close()
+
+
+async def test_sigterm_ends_a_bot_still_waiting_for_its_homeserver(
+    make_deployment: MakeDeployment,
+) -> None:
+    """A service manager stopping the bot during a homeserver outage at start: it must not
+    wait for the homeserver first."""
+    d = await make_deployment()
+    d.config_overrides["matrix"] = {"homeserver": f"http://127.0.0.1:{free_port()}"}
+    bot = d.start_bot(wait=False)
+    await wait_log(bot, "the homeserver may be down or restarting", timeout=30)
+    began = time.monotonic()
+    assert bot.stop(timeout=15) == 0
+    assert time.monotonic() - began < 5
+    assert "cvdbot stopped" in bot.log_since_start()
 
 
 def logout(synapse: SynapseServer, token: str) -> None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 
 import pytest
 
-from bot.ops.supervisor import LoopGaveUpError, supervise
+from bot.ops.supervisor import LoopGaveUpError, end_tasks, supervise
 
 
 class Fatal(Exception):
@@ -92,3 +93,60 @@ async def test_fatal_passes_through_and_stop_ends_quietly() -> None:
         stop.set()
 
     await asyncio.wait_for(supervise("stopping", ends_on_stop, stop), 1)
+
+
+async def test_a_loop_whose_wait_for_swallowed_the_cancel_still_ends() -> None:
+    """The CI run where `cvdbot run` did not stop on SIGTERM: the IMAP loop runs until it is
+    cancelled, and on Python 3.11 the `wait_for` around an IMAP command returns the answer
+    instead of raising when the cancel and the answer arrive together."""
+    answers: list[asyncio.Future[None]] = []
+
+    async def until_cancelled() -> None:
+        while True:
+            answers.append(asyncio.get_running_loop().create_future())
+            await asyncio.wait_for(answers[-1], 10)
+
+    if sys.version_info < (3, 12):
+        # The race itself: one cancel, arriving with the answer, is lost.
+        task = asyncio.create_task(until_cancelled(), name="imap")
+        await asyncio.sleep(0)
+        answers[-1].set_result(None)
+        task.cancel()
+        await asyncio.sleep(0.05)
+        assert not task.done(), "the cancel was swallowed and the loop went on"
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    task = asyncio.create_task(until_cancelled(), name="imap")
+    await asyncio.sleep(0)
+    answers[-1].set_result(None)  # end_tasks' first cancel meets the answer
+    left = await asyncio.wait_for(end_tasks([task], patience=5, again_every=0.05), 5)
+    assert left == [] and task.cancelled()
+
+
+async def test_a_task_that_ignores_cancels_is_named_with_its_stack_and_left(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    finished = asyncio.Event()
+    cancels = 0
+
+    async def stubborn() -> None:
+        nonlocal cancels
+        while not finished.is_set():
+            try:
+                await asyncio.sleep(1)
+            except asyncio.CancelledError:
+                cancels += 1
+
+    task = asyncio.create_task(stubborn(), name="stubborn")
+    ended = asyncio.create_task(asyncio.sleep(0), name="ended")
+    await asyncio.sleep(0)
+    left = await asyncio.wait_for(end_tasks([task, ended], patience=0.2, again_every=0.05), 5)
+    assert left == [task] and ended.done()
+    assert cancels >= 3, "cancelled again and again while it ran on"
+    [record] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert "the stubborn task did not end within 0.2 s" in record.getMessage()
+    assert "in stubborn" in record.getMessage(), "its stack says where it hangs"
+    finished.set()
+    await task
