@@ -20,25 +20,18 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from email.message import EmailMessage
 from pathlib import Path
 
-from bot.pgp.gpg import Pgp
-from bot.pgp.verdicts import DecryptResult
 from tests.harness.bot import CvdDeployment
 from tests.harness.person import Person, ReceivedMessage
 from tests.harness.quiescence import wait_quiescent
-from tests.harness.reporter_pgp import PASSPHRASE, ReporterGpg
-from tests.harness.smtp import ReceivedMail
+from tests.harness.reporter_pgp import ReporterGpg
+from tests.harness.signed_mail import assert_signed, bot_public_key, opened
 from tests.integration.conftest import MakeDeployment
 from tests.integration.sample_mails import DUTCH_BODY, ENGLISH_BODY, report
 
 CASE_ID = re.compile(r"CVD-\d{4}-\d{4,}")
 SAM = "Sam Finder <sam@finder.example>"
-
-
-def bot_public_key(d: CvdDeployment) -> str:
-    return Pgp(d.workdir / "data" / "gnupg", None, None).export_public_key(d.key_fingerprint)
 
 
 async def wait_root(person: Person, room_id: str, subject: str) -> tuple[ReceivedMessage, str]:
@@ -98,26 +91,6 @@ def steps(d: CvdDeployment, case_id: str) -> list[tuple[str, str]]:
 def column(d: CvdDeployment, case_id: str, name: str) -> object:
     with sqlite3.connect(d.db_path) as conn:
         return conn.execute(f"SELECT {name} FROM cases WHERE id = ?", (case_id,)).fetchone()[0]  # noqa: S608 - test's own column names
-
-
-def opened(reader: ReporterGpg, mail: ReceivedMail) -> DecryptResult:
-    """The reporter's client opening the mail with their own gpg home."""
-    return Pgp(reader.home, reader.fingerprint, PASSPHRASE).decrypt_raw(mail.raw)
-
-
-def text_of(message: EmailMessage | None) -> str:
-    assert message is not None
-    body = message.get_body(("plain",))
-    assert body is not None
-    return str(body.get_content())
-
-
-def assert_signed(result: DecryptResult, d: CvdDeployment, *, encrypted: bool) -> str:
-    assert result.error is None, result.error
-    assert result.encrypted is encrypted and result.decrypted is encrypted
-    assert result.signature is not None and result.signature.status == "good"
-    assert result.signature.fingerprint == d.key_fingerprint
-    return text_of(result.message).replace("\r\n", "\n")
 
 
 async def test_outcomes_mail_once_refusals_change_nothing_and_reopen_restores(
