@@ -11,8 +11,9 @@ every outcome command typed by a team member in an E2EE thread.
   sends the withdrawal confirmation, encrypted (the bot knows Sam's key by his address).
 - A spam mail: !spam sends nothing.
 - The other language of each: Eva's case, switched with !lang en and rejected again (after
-  its !reopen and !ack), gets one English rejection, signed; Sam's first case, reopened and
-  switched with !lang nl, gets one Dutch duplicate notice, encrypted and signed.
+  its !reopen and !ack), gets one English rejection, signed; Sam's cases, reopened and
+  switched with !lang nl, get one Dutch duplicate notice and one Dutch withdrawal
+  confirmation, each encrypted and signed.
 
 Counts are taken when the outbox is empty (tests/harness/quiescence.py), not after sleeping.
 The SLA watch's side (no warnings for ended cases, warnings again after !reopen) is proven on
@@ -304,9 +305,29 @@ async def test_outcomes_mail_once_refusals_change_nothing_and_reopen_restores(
         assert "Dit probleem was al eerder bij ons gemeld." in body
         assert case_a not in body
 
+        # Sam's second case reopened, switched to Dutch and withdrawn: one Dutch withdrawal
+        # confirmation, encrypted to Sam and signed.
+        await command(d, root_c, "!reopen")
+        await command(d, root_c, "!lang nl")
+        answer = await command(d, root_c, "!withdrawn")
+        assert f"{case_c} marked as withdrawn by {alice}" in answer
+        assert steps(d, case_c)[-3:] == [
+            ("reopened", alice),
+            ("language_changed", alice),
+            ("withdrawn", alice),
+        ]
+        assert len(d.smtp.messages) == 8
+        ingetrokken = d.smtp.messages[7]
+        assert ingetrokken.rcpt_tos == ["sam@finder.example"]
+        assert ingetrokken.message.get_content_type() == "multipart/encrypted"
+        assert ingetrokken.message["Subject"].startswith(f"[{case_c}] Melding ingetrokken")
+        body = assert_signed(opened(sam, ingetrokken), d, encrypted=True)
+        assert "Beste Sam Finder," in body
+        assert "we dat we de behandeling ervan hebben gestopt." in body
+
         await wait_quiescent(d.db_path)
-        assert len(d.smtp.messages) == 7
-        assert len({m.message["Message-ID"] for m in d.smtp.messages}) == 7
+        assert len(d.smtp.messages) == 8
+        assert len({m.message["Message-ID"] for m in d.smtp.messages}) == 8
         assert d.team.undecryptable(d.room_id) == []
     finally:
         eva.close()
