@@ -13,9 +13,10 @@ import pytest
 from bot.mailin.steps.key_trust import KEY_WAITS
 from bot.outbox.matrix_channel import UNSORTED_TITLE
 from tests.harness.reporter_pgp import ReporterGpg
+from tests.harness.signed_mail import bot_public_key
 from tests.integration.conftest import MakeDeployment
 from tests.integration.sample_mails import ENGLISH_BODY, report
-from tests.integration.test_intake import bot_public_key, wait_in_thread, wait_root
+from tests.integration.test_intake import wait_in_thread, wait_root
 
 CASE_ID = re.compile(r"CVD-\d{4}-\d{4,}")
 SECRET_SUBJECT = "SQL injection in https://permits.haaksbergen.example/login"

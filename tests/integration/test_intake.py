@@ -17,10 +17,11 @@ from pathlib import Path
 
 from nio.crypto.attachments import decrypt_attachment
 
-from bot.pgp.gpg import Pgp, format_fingerprint
+from bot.pgp.gpg import format_fingerprint
 from tests.harness.bot import CvdDeployment
 from tests.harness.person import Person, ReceivedMessage
 from tests.harness.reporter_pgp import ReporterGpg
+from tests.harness.signed_mail import assert_signed, bot_public_key, opened
 from tests.integration.conftest import MakeDeployment
 from tests.integration.sample_mails import ENGLISH_BODY, report
 
@@ -44,11 +45,6 @@ async def wait_in_thread(
     )
 
 
-def bot_public_key(d: CvdDeployment) -> str:
-    """What the municipality publishes on its website (`cvdbot keys export`)."""
-    return Pgp(d.workdir / "data" / "gnupg", None, None).export_public_key(d.key_fingerprint)
-
-
 def download(d: CvdDeployment, mxc: str) -> bytes:
     """The ciphertext as the team's client fetches it (authenticated media, Matrix 1.11)."""
     server, media_id = mxc.removeprefix("mxc://").split("/", 1)
@@ -58,12 +54,6 @@ def download(d: CvdDeployment, mxc: str) -> bytes:
     )
     with urllib.request.urlopen(request, timeout=30) as response:
         return bytes(response.read())
-
-
-def body_text(message: EmailMessage) -> str:
-    body = message.get_body(("plain",))
-    assert body is not None
-    return str(body.get_content())
 
 
 async def test_encrypted_report_key_media_then_encrypted_ack_and_ask(
@@ -117,8 +107,7 @@ async def test_encrypted_report_key_media_then_encrypted_ack_and_ask(
         [ack] = await d.smtp.wait_for_async(1, timeout=30)
         assert ack.rcpt_tos == ["sam@finder.example"]
         assert b"reflected cross-site scripting" not in ack.raw
-        opened = sam.open_mail(ack.message)
-        assert case in body_text(opened)
+        assert case in assert_signed(opened(sam, ack), d, encrypted=True)
         await wait_in_thread(d.team, d.room_id, root, "PGP-encrypted and signed")
 
         # !ask with the team's question: the more-information mail, encrypted as well.
@@ -130,7 +119,7 @@ async def test_encrypted_report_key_media_then_encrypted_ack_and_ask(
         ask = mails[1]
         assert f"[{case}]" in str(ask.message["Subject"])
         assert "More information needed" in str(ask.message["Subject"])
-        assert "Which form field did you use?" in body_text(sam.open_mail(ask.message))
+        assert "Which form field did you use?" in assert_signed(opened(sam, ask), d, encrypted=True)
         assert d.team.undecryptable(d.room_id) == []
     finally:
         sam.close()

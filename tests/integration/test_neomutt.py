@@ -31,10 +31,11 @@ import pytest
 
 from tests.harness.gpg_agents import stop_agents_under
 from tests.harness.reporter_pgp import ReporterGpg
+from tests.harness.signed_mail import bot_public_key
 from tests.harness.smtp import ReceivedMail
 from tests.integration.conftest import MakeDeployment
 from tests.integration.sample_mails import ENGLISH_BODY
-from tests.integration.test_intake import bot_public_key, wait_in_thread, wait_root
+from tests.integration.test_intake import wait_in_thread, wait_root
 
 pytestmark = [pytest.mark.neomutt, pytest.mark.timeout(180)]
 

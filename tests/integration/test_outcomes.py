@@ -10,6 +10,10 @@ every outcome command typed by a team member in an E2EE thread.
 - Sam's second, plain report: !duplicate of his first case names it; !reopen; !withdrawn
   sends the withdrawal confirmation, encrypted (the bot knows Sam's key by his address).
 - A spam mail: !spam sends nothing.
+- The other language of each: Eva's case, switched with !lang en and rejected again (after
+  its !reopen and !ack), gets one English rejection, signed; Sam's cases, reopened and
+  switched with !lang nl, get one Dutch duplicate notice and one Dutch withdrawal
+  confirmation, each encrypted and signed.
 
 Counts are taken when the outbox is empty (tests/harness/quiescence.py), not after sleeping.
 The SLA watch's side (no warnings for ended cases, warnings again after !reopen) is proven on
@@ -260,6 +264,70 @@ async def test_outcomes_mail_once_refusals_change_nothing_and_reopen_restores(
         assert_signed(opened(eva, ack), d, encrypted=False)
         assert [m.rcpt_tos[0] for m in mails].count("sam@finder.example") == 3
         assert len({m.message["Message-ID"] for m in mails}) == 5
+
+        # --- The other language of each outcome mail. Eva's case switched to English and
+        # rejected: one English mail, signed only (her key is unknown).
+        answer = await command(d, root_a, "!lang en")
+        assert "from Dutch (nl) to English (en)" in answer
+        answer = await command(d, root_a, "!reject not-reproducible")
+        assert f"{case_a} rejected (not-reproducible) by {alice}" in answer
+        assert steps(d, case_a)[-2:] == [("language_changed", alice), ("rejected", alice)]
+        assert len(d.smtp.messages) == 6
+        english = d.smtp.messages[5]
+        assert english.rcpt_tos == ["eva@researcher.example"]
+        assert english.message.get_content_type() == "multipart/signed"
+        assert english.message["Subject"].startswith(f"[{case_a}] Decision on your report")
+        body = assert_signed(opened(eva, english), d, encrypted=False)
+        assert "Dear Eva Onderzoeker," in body and "Beste" not in body
+        assert "Why: we could not reproduce the problem." in body
+
+        # Sam's first case reopened, switched to Dutch and marked a duplicate of Eva's case:
+        # one Dutch mail, encrypted to Sam and signed, that does not name Eva's case.
+        await command(d, root_b, "!reopen")
+        answer = await command(d, root_b, "!lang nl")
+        assert "from English (en) to Dutch (nl)" in answer
+        answer = await command(d, root_b, f"!duplicate {case_a}")
+        assert f"{case_b} marked as a duplicate of {case_a} by {alice}" in answer
+        assert steps(d, case_b) == [
+            ("duplicate", alice),
+            ("reopened", alice),
+            ("language_changed", alice),
+            ("duplicate", alice),
+        ]
+        assert len(d.smtp.messages) == 7
+        dutch = d.smtp.messages[6]
+        assert dutch.rcpt_tos == ["sam@finder.example"]
+        assert dutch.message.get_content_type() == "multipart/encrypted"
+        assert dutch.message["Subject"].startswith(f"[{case_b}] Al eerder gemeld")
+        assert b"eerder bij ons gemeld" not in dutch.raw, "the text travels encrypted"
+        body = assert_signed(opened(sam, dutch), d, encrypted=True)
+        assert "Beste Sam Finder," in body
+        assert "Dit probleem was al eerder bij ons gemeld." in body
+        assert case_a not in body
+
+        # Sam's second case reopened, switched to Dutch and withdrawn: one Dutch withdrawal
+        # confirmation, encrypted to Sam and signed.
+        await command(d, root_c, "!reopen")
+        await command(d, root_c, "!lang nl")
+        answer = await command(d, root_c, "!withdrawn")
+        assert f"{case_c} marked as withdrawn by {alice}" in answer
+        assert steps(d, case_c)[-3:] == [
+            ("reopened", alice),
+            ("language_changed", alice),
+            ("withdrawn", alice),
+        ]
+        assert len(d.smtp.messages) == 8
+        ingetrokken = d.smtp.messages[7]
+        assert ingetrokken.rcpt_tos == ["sam@finder.example"]
+        assert ingetrokken.message.get_content_type() == "multipart/encrypted"
+        assert ingetrokken.message["Subject"].startswith(f"[{case_c}] Melding ingetrokken")
+        body = assert_signed(opened(sam, ingetrokken), d, encrypted=True)
+        assert "Beste Sam Finder," in body
+        assert "we dat we de behandeling ervan hebben gestopt." in body
+
+        await wait_quiescent(d.db_path)
+        assert len(d.smtp.messages) == 8
+        assert len({m.message["Message-ID"] for m in d.smtp.messages}) == 8
         assert d.team.undecryptable(d.room_id) == []
     finally:
         eva.close()

@@ -5,8 +5,11 @@ uses a real E2EE client; the reporters' mail is opened with their own gpg.
 Case E (English): Sam mails an encrypted report with his key attached, so the bot holds
 his key: the reply preview says "encrypted", and the reply that goes out is encrypted to
 him and is word for word the preview. Superseded, resent and expired previews are refused.
-After !lang nl, !update sends Sam one Dutch progress mail. Case D (Dutch): Eva has no key:
-her reply preview says "signed only" and the mail is signed, not encrypted.
+!update with the team's own words sends Sam one English progress mail; after !lang nl,
+!update sends him one Dutch progress mail with the standard text. Case D (Dutch): Eva has
+no key: her reply preview says "signed only" and the mail is signed, not encrypted. Every
+mail is opened with the reporter's own gpg and its signature checked against the bot's key
+(tests/harness/signed_mail.py).
 Thirty days after the last mails the update warning point fires once per case, also across
 a restart, and `cvdbot digest --print` lists both cases.
 """
@@ -18,19 +21,18 @@ import re
 import sqlite3
 import sys
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from bot.app import App, make_intake
 from bot.config import load_config
 from bot.failpoints import Failpoints
-from bot.pgp.gpg import Pgp
 from storage.db import Database
 from tests.harness.bot import CvdDeployment
 from tests.harness.in_process import RunningBot, ShiftedClock, wait_until_sent
 from tests.harness.person import Person, ReceivedMessage
 from tests.harness.reporter_pgp import ReporterGpg
+from tests.harness.signed_mail import assert_signed, bot_public_key, opened
 from tests.harness.smtp import ReceivedMail
 from tests.integration.conftest import MakeDeployment
 from tests.integration.sample_mails import DUTCH_BODY, ENGLISH_BODY, report
@@ -69,25 +71,6 @@ def preview_of(message: ReceivedMessage) -> tuple[str, str]:
     return subject.removeprefix("Subject: "), body.strip("\n") + "\n"
 
 
-def opened(received: ReceivedMail, reporter: ReporterGpg | None) -> EmailMessage:
-    """The mail as the reporter's client shows it: decrypted with their key, or the signed
-    part of a signed-only mail."""
-    message = received.message
-    if reporter is None:
-        assert message.get_content_type() == "multipart/signed", message.get_content_type()
-        inner = list(message.iter_parts())[0]
-        assert isinstance(inner, EmailMessage)
-        return inner
-    return reporter.open_mail(message)
-
-
-def plain_text(message: EmailMessage) -> str:
-    body = message.get_body(("plain",))
-    assert body is not None
-    # Signed content travels with CRLF line ends (RFC 3156); the text is the same.
-    return str(body.get_content()).replace("\r\n", "\n")
-
-
 def subject_of(received: ReceivedMail) -> str:
     # A long subject is folded onto a continuation line; parsed back it keeps a leading space.
     return str(received.message["Subject"]).strip()
@@ -108,6 +91,8 @@ async def test_reply_send_update_lang_and_the_update_warning(
 ) -> None:
     d = await make_deployment()
     sam = ReporterGpg(tmp_path / "sam", "Sam Finder", "sam@finder.example")
+    # Eva's key stays hers: the bot never learns it, she only checks the bot's signatures.
+    eva = ReporterGpg(tmp_path / "eva", "Eva Onderzoeker", "eva@researcher.example")
     bot: RunningBot | None = None
     try:
         config = load_config(d.write_config(), {})
@@ -116,8 +101,8 @@ async def test_reply_send_update_lang_and_the_update_warning(
         await bot.ready()
 
         # Both reports through the pipe path, in-process, so they get the test's clock.
-        bot_key = Pgp(d.workdir / "data" / "gnupg", None, None).export_public_key(d.key_fingerprint)
-        sam.import_key(bot_key)
+        for reporter in (sam, eva):
+            reporter.import_key(bot_public_key(d))  # to check the bot's signatures
         inner = sam.inner_part(
             ENGLISH_BODY,
             subject="SQL injection in the permit form",
@@ -147,6 +132,13 @@ async def test_reply_send_update_lang_and_the_update_warning(
             await command(d, root, "!assess medium", "assessed as medium")
         await wait_until_sent(d.db_path)
         assert len(d.smtp.messages) == 4
+        # Receipt and assessment, each once per case: Sam's encrypted, Eva's signed only.
+        for mail in d.smtp.messages:
+            if mail.rcpt_tos == ["sam@finder.example"]:
+                assert_signed(opened(sam, mail), d, encrypted=True)
+            else:
+                assert mail.rcpt_tos == ["eva@researcher.example"]
+                assert_signed(opened(eva, mail), d, encrypted=False)
 
         # Case E: two previews; the first is superseded, the second is sent, once.
         first = await command(d, root_e, "!reply We reproduced it; thank you.", "Preview #1")
@@ -170,9 +162,9 @@ async def test_reply_send_update_lang_and_the_update_warning(
         # The report came encrypted, so its subject travels only inside the encryption: the
         # reporter's client shows the previewed subject, relays see a fixed phrase.
         assert subject_of(reply) == f"[{case_e}] About your report"
-        inner = opened(reply, sam)
-        assert str(inner["Subject"]).strip() == subject
-        assert plain_text(inner) == body
+        result = opened(sam, reply)
+        assert assert_signed(result, d, encrypted=True) == body
+        assert result.message is not None and str(result.message["Subject"]).strip() == subject
         assert "Dear Sam Finder,\n\nWe reproduced it.\nThe fix is planned" in body
         await d.team.wait_for_message(
             d.room_id,
@@ -192,38 +184,56 @@ async def test_reply_send_update_lang_and_the_update_warning(
         )
         await command(d, root_e, "!send", "preview #3 is older than an hour")
 
+        # A progress update in the team's words, in the case's language: one English mail,
+        # encrypted to Sam and signed.
+        await command(d, root_e, "!update The patch is in review.", "a progress update")
+        await wait_until_sent(d.db_path)
+        assert len(d.smtp.messages) == 6
+        news = d.smtp.messages[5]
+        assert news.rcpt_tos == ["sam@finder.example"]
+        assert subject_of(news) == f"[{case_e}] Progress on your report"
+        assert b"patch is in review" not in news.raw, "encrypted on the wire"
+        english = assert_signed(opened(sam, news), d, encrypted=True)
+        assert english.startswith("Dear Sam Finder,\n\nAs promised, we are keeping you informed")
+        assert "\nThe patch is in review.\n" in english
+        assert "We are still working on fixing the problem." not in english
+
         # !lang nl on the English case, then the standard progress update: Dutch, encrypted.
         await command(d, root_e, "!lang nl", "from English (en) to Dutch (nl)")
         await command(d, root_e, "!update", "a progress update")
         await wait_until_sent(d.db_path)
-        assert len(d.smtp.messages) == 6
-        update = d.smtp.messages[5]
+        assert len(d.smtp.messages) == 7
+        update = d.smtp.messages[6]
         assert subject_of(update).startswith(f"[{case_e}] Voortgang van uw melding")
-        dutch = plain_text(opened(update, sam))
+        dutch = assert_signed(opened(sam, update), d, encrypted=True)
+        assert dutch.startswith("Beste Sam Finder,")
         assert "We werken nog aan de oplossing" in dutch
         assert "uiterlijk zondag 31 januari 2027 opgelost" in dutch
 
         # Case D: Eva has no key; the preview says so and the mail is signed only, in Dutch.
-        eva = await command(d, root_d, "!reply Wij hebben het kunnen nagaan.", "Preview #1")
-        assert "Protection: signed; not encrypted, no PGP key known for this address" in eva.body
-        assert "Language: Dutch (nl)" in eva.body
+        preview_d = await command(d, root_d, "!reply Wij hebben het kunnen nagaan.", "Preview #1")
+        assert (
+            "Protection: signed; not encrypted, no PGP key known for this address" in preview_d.body
+        )
+        assert "Language: Dutch (nl)" in preview_d.body
         await command(d, root_d, "!send 1", "sent reply preview #1")
         await wait_until_sent(d.db_path)
-        assert len(d.smtp.messages) == 7
-        signed = d.smtp.messages[6]
+        assert len(d.smtp.messages) == 8
+        signed = d.smtp.messages[7]
         assert signed.rcpt_tos == ["eva@researcher.example"]
-        subject, body = preview_of(eva)
+        subject, body = preview_of(preview_d)
         assert subject_of(signed) == subject
-        assert plain_text(opened(signed, None)) == body
+        assert assert_signed(opened(eva, signed), d, encrypted=False) == body
         assert body.startswith("Beste Eva Onderzoeker,")
 
         history = db_rows(d, "SELECT kind FROM case_events WHERE case_id = ? ORDER BY id", case_e)
         # The refused !send commands left nothing in the audit log.
-        assert [row[0] for row in history][-6:] == [
+        assert [row[0] for row in history][-7:] == [
             "reply_previewed",
             "reply_previewed",
             "reply_sent",
             "reply_previewed",
+            "update_sent",
             "language_changed",
             "update_sent",
         ]
@@ -256,7 +266,7 @@ async def test_reply_send_update_lang_and_the_update_warning(
             )
             assert warnings[0].content["m.mentions"] == {"user_ids": [d.team.user_id]}
         assert db_rows(d, "SELECT COUNT(*) FROM update_warnings") == [(2,)]
-        assert len(d.smtp.messages) == 7, "a warning mails nobody"
+        assert len(d.smtp.messages) == 8, "a warning mails nobody"
 
         # `cvdbot digest --print`, as its own process (not blocking the bot's event loop).
         process = await asyncio.create_subprocess_exec(
@@ -282,3 +292,4 @@ async def test_reply_send_update_lang_and_the_update_warning(
         if bot is not None:
             await asyncio.wait_for(bot.stop(), 60)
         sam.close()
+        eva.close()

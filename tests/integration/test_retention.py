@@ -7,7 +7,9 @@ after the countdown, deleted: no table holds its report text, address, key or at
 name any more, the team member's client sees every bot event of its thread redacted, the
 stub and the digest's figures stay. Case B (Dutch, plain) is held: it outlives the countdown,
 and is deleted only after !unhold plus the period. Each closing mail goes out once, signed,
-A's encrypted. `cvdbot export` writes both as JSON and Markdown with the audit log.
+A's encrypted; every mail to either reporter is opened with the reporter's own gpg and its
+signature checked against the bot's key (tests/harness/signed_mail.py). `cvdbot export`
+writes both as JSON and Markdown with the audit log.
 
 The clock starts 200 days in the past, so it only ever moves forward and commands the team
 sends in real time are never "from before the bot came back".
@@ -36,9 +38,10 @@ from tests.harness.bot import CvdDeployment
 from tests.harness.in_process import RunningBot, ShiftedClock
 from tests.harness.person import Person, ReceivedMessage
 from tests.harness.reporter_pgp import ReporterGpg
+from tests.harness.signed_mail import assert_signed, bot_public_key, opened
 from tests.integration.conftest import MakeDeployment
 from tests.integration.sample_mails import report
-from tests.integration.test_intake import PNG, body_text, bot_public_key
+from tests.integration.test_intake import PNG
 
 CASE_ID = re.compile(r"CVD-\d{4}-\d{4,}")
 RETENTION = timedelta(days=90)
@@ -149,9 +152,12 @@ async def test_close_hold_delete_redact_and_export(
 ) -> None:
     d = await make_deployment()
     sam = ReporterGpg(tmp_path / "sam", "Sam Finder", "sam@finder.example")
+    # Eva's key stays hers: the bot never learns it, she only checks the bot's signatures.
+    eva = ReporterGpg(tmp_path / "eva", "Eva Onderzoeker", ADDRESS_B)
     bot: RunningBot | None = None
     try:
-        sam.import_key(bot_public_key(d))
+        for reporter in (sam, eva):
+            reporter.import_key(bot_public_key(d))  # to check the bot's signatures
         config = load_config(d.write_config(), {})
         start = datetime.now(UTC) - timedelta(days=200)
         clock = ShiftedClock(start)
@@ -221,23 +227,28 @@ async def test_close_hold_delete_redact_and_export(
         # B's in Dutch, signed, saying the data is kept for now.
         mails = d.smtp.messages
         assert len(mails) == 8, [m.message["Subject"] for m in mails]
+        # Four steps each (receipt, assessment, fix, closing): every mail signed by the bot,
+        # Sam's encrypted to the key he attached, Eva's signed only.
+        assert [m.rcpt_tos for m in mails].count([ADDRESS_B]) == 4
+        for mail in mails:
+            reader = sam if mail.rcpt_tos == ["sam@finder.example"] else eva
+            assert_signed(opened(reader, mail), d, encrypted=reader is sam)
         # A's report came encrypted: its subject stays inside, the outer one is the phrase.
         closing = [m for m in mails if str(m.message["Subject"]) == f"[{case_a}] Closed"]
         gesloten = [m for m in mails if "Afgesloten:" in str(m.message["Subject"])]
         assert len(closing) == 1 and len(gesloten) == 1
         assert str(closing[0].message["Subject"]).startswith(f"[{case_a}] ")
         assert closing[0].rcpt_tos == ["sam@finder.example"]
-        opened = sam.open_mail(closing[0].message)
-        text_a = body_text(opened)
+        text_a = assert_signed(opened(sam, closing[0]), d, encrypted=True)
         assert "We will delete your personal data" in text_a
         assert f"{delete_a.day} " in text_a and str(delete_a.year) in text_a
         assert b"zebra-7731" not in closing[0].raw
-        nl = gesloten[0].message
-        assert nl.get_content_type() == "multipart/signed"
+        assert gesloten[0].message.get_content_type() == "multipart/signed"
         assert gesloten[0].rcpt_tos == [ADDRESS_B]
-        signed_text = nl.get_payload()[0].get_content()  # type: ignore[index]
+        signed_b = opened(eva, gesloten[0])
+        signed_text = assert_signed(signed_b, d, encrypted=False)
         assert "We bewaren de gegevens van uw melding voorlopig" in signed_text
-        assert "Content-Language: nl" in str(nl.get_payload()[0])  # type: ignore[index]
+        assert "Content-Language: nl" in str(signed_b.message)
 
         # The records before deletion: JSON and Markdown with the audit log and the mails.
         as_json = export(d, case_b, "json")
@@ -333,3 +344,4 @@ async def test_close_hold_delete_redact_and_export(
         if bot is not None:
             assert await bot.stop() == 0
         sam.close()
+        eva.close()

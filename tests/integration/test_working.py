@@ -4,7 +4,9 @@
 refused with nothing changed, a revision recorded).
 
 One deployment: a Dutch report without a key and an English one whose reporter attached
-their public key, so the assessment mails show both languages, signed and encrypted.
+their public key, so the assessment mails show both languages, signed and encrypted. Each
+mail is opened with the reporter's own gpg and its signature checked against the bot's key
+(tests/harness/signed_mail.py).
 """
 
 from __future__ import annotations
@@ -13,15 +15,13 @@ import asyncio
 import re
 import sqlite3
 import time
-from email.message import EmailMessage
 from pathlib import Path
 
-from bot.pgp.gpg import Pgp
 from tests.conftest import MakePerson
 from tests.harness.bot import CvdDeployment
 from tests.harness.person import Person, ReceivedMessage
 from tests.harness.reporter_pgp import ReporterGpg
-from tests.harness.smtp import ReceivedMail
+from tests.harness.signed_mail import assert_signed, bot_public_key, opened
 from tests.integration.conftest import MakeDeployment
 from tests.integration.sample_mails import DUTCH_BODY, ENGLISH_BODY, report
 
@@ -81,21 +81,6 @@ class Thread:
         )
 
 
-def signed_mail(received: ReceivedMail) -> EmailMessage:
-    message = received.message
-    assert message.get_content_type() == "multipart/signed", message.get_content_type()
-    assert message.get_param("protocol") == "application/pgp-signature"
-    inner = list(message.iter_parts())[0]
-    assert isinstance(inner, EmailMessage)
-    return inner
-
-
-def plain(message: EmailMessage) -> str:
-    body = message.get_body(("plain",))
-    assert body is not None
-    return str(body.get_content())
-
-
 async def test_assign_note_history_and_cvss_assessment(
     make_deployment: MakeDeployment, make_person: MakePerson, tmp_path: Path
 ) -> None:
@@ -106,11 +91,11 @@ async def test_assign_note_history_and_cvss_assessment(
     await bob.wait_for_room(d.room_id)
     mallory = f"@mallory:{d.synapse.server_name}"  # exists nowhere in the config
     sam = ReporterGpg(tmp_path / "sam", "Sam Finder", "sam@finder.example")
+    # Eva's key stays hers: the bot never learns it, she only checks the bot's signatures.
+    eva = ReporterGpg(tmp_path / "eva", "Eva Onderzoeker", "eva@researcher.example")
     try:
-        # The bot's key, as published: gpg --decrypt then also checks the mail's signature
-        # (and fails when it cannot).
-        bot_key = Pgp(d.workdir / "data" / "gnupg", None, None)
-        sam.import_key(bot_key.export_public_key(d.key_fingerprint))
+        for reporter in (sam, eva):
+            reporter.import_key(bot_public_key(d))  # the bot's key, as published
         d.start_bot()
         d.append_mail(report(subject="Lek in parkeervergunning", body=DUTCH_BODY))
         inner = sam.inner_part(
@@ -207,14 +192,18 @@ async def test_assign_note_history_and_cvss_assessment(
         assert [m.rcpt_tos for m in mails] == [["eva@researcher.example"]] * 3 + [
             ["sam@finder.example"]
         ] * 2, "one mail per step, none for !assign, !note, !history or the refusals"
-        dutch = [signed_mail(m) for m in mails[1:3]]
+        # Every mail signed by the bot's key: Eva's signed only, Sam's also encrypted to him.
+        dutch = [assert_signed(opened(eva, m), d, encrypted=False) for m in mails[:3]]
+        english = [opened(sam, m) for m in mails[3:]]
         assert all(m.message["Subject"].startswith(f"[{nl.case}] Beoordeling") for m in mails[1:3])
-        assert "Beste" in plain(dutch[0]) and "supplier called" not in plain(dutch[1])
-        english = sam.open_mail(mails[4].message)
-        assert english["Subject"].startswith(f"[{en.case}] Assessment of your report")
-        assert "Dear" in plain(english)
+        assert "Beste" in dutch[1] and "supplier called" not in dutch[2]
+        texts = [assert_signed(result, d, encrypted=True) for result in english]
+        assert english[1].message is not None
+        assert english[1].message["Subject"].startswith(f"[{en.case}] Assessment of your report")
+        assert "Dear" in texts[1] and "CVSS" in texts[1]
     finally:
         sam.close()
+        eva.close()
 
 
 async def wait_root(d: CvdDeployment, subject: str) -> ReceivedMessage:
