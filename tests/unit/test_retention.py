@@ -3,7 +3,7 @@ closing mail's deletion date, !close/!hold/!unhold through the real dispatcher a
 (refused steps change nothing), and the retention job on a real database: the export before
 it holds the decisions and hosts; after it nothing of the report (mails, hosts, reply
 preview, credit, reward and publication texts) stays in any table, the stub and the hashes
-do, and a second run does nothing."""
+do, not even in the bytes of the database file and its WAL, and a second run does nothing."""
 
 from __future__ import annotations
 
@@ -282,6 +282,11 @@ async def test_the_retention_job_leaves_a_stub_and_nothing_of_the_report(
         markdown
     )
 
+    wal = room.db.path.with_name(room.db.path.name + "-wal")
+    on_disk = (b"walrus-4412", b"Leak: walrus", b"eva@researcher.example")
+    before = room.db.path.read_bytes() + wal.read_bytes()
+    assert all(needle in before for needle in on_disk)  # the search below can find them
+
     pgp = Pgp(tmp_path / "gnupg", None, None)
     try:
         watch = RetentionWatch(room.db, room.dispatcher._config, pgp, room.calendar.tz)  # noqa: SLF001
@@ -300,6 +305,14 @@ async def test_the_retention_job_leaves_a_stub_and_nothing_of_the_report(
     finally:
         pgp.close()
         stop_agents_under(tmp_path)
+
+    # Nor in the bytes on disk: the database file (secure_delete zeroes what was deleted)
+    # and its write-ahead log (the job checkpoints and empties it), read while the bot's
+    # connection is still open, as in a running bot.
+    for path in (room.db.path, wal):
+        data = path.read_bytes()
+        for needle in on_disk:
+            assert needle not in data, (path.name, needle)
 
     with sqlite3.connect(room.db.path) as conn:
         for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
