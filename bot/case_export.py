@@ -1,11 +1,13 @@
 """`cvdbot export`: one case as a record (JSON or Markdown), for the files before its data is
-deleted: the case and its decisions, the audit log, and every mail in and out with its
+deleted: the case, its decisions (credit, consent, reward, IBD share, publication), the
+hosts and URLs the report names, the audit log, and every mail in and out with its
 decoded text (an encrypted mail is decrypted with the bot's key; a sealed reply to the
 reporter is encrypted to the bot's key as well).
 
 The output goes to standard output, `--format json` (default) or `--format markdown`;
 redirect it into the records system. After deletion the export is the stub: empty mails
-with their SHA-256, the scrubbed audit log.
+with their SHA-256, the scrubbed audit log, the decisions' states and times without their
+texts, no hosts or URLs.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import date, datetime
 from enum import Enum
 from typing import Any
 
@@ -21,8 +23,9 @@ import aiosqlite
 
 from bot.mailin.parse import NotAMailError, parse_mail
 from bot.pgp.gpg import Pgp
+from bot.policy.decisions import Decisions
 from bot.policy.lifecycle import Case
-from storage import case_events, cases, mails
+from storage import case_decisions, case_events, case_intake, cases, mails
 
 FORMATS = ("json", "markdown")
 
@@ -32,7 +35,7 @@ class UnknownCase(LookupError):
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, datetime):
+    if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, Enum):
         return value.value
@@ -64,6 +67,9 @@ class StoredCase:
     case: Case
     audit: list[case_events.CaseEvent]
     mails: list[mails.CaseMail]
+    decisions: Decisions
+    hosts: list[str]
+    urls: list[str]
 
 
 async def load_case(conn: aiosqlite.Connection, case_id: str) -> StoredCase:
@@ -71,8 +77,14 @@ async def load_case(conn: aiosqlite.Connection, case_id: str) -> StoredCase:
     case = await cases.get_case(conn, case_id)
     if case is None:
         raise UnknownCase(case_id)
+    hosts, urls = await case_intake.targets_of(conn, case_id)
     return StoredCase(
-        case, await case_events.history(conn, case_id), await mails.case_mails(conn, case_id)
+        case,
+        await case_events.history(conn, case_id),
+        await mails.case_mails(conn, case_id),
+        await case_decisions.load(conn, case_id),
+        hosts,
+        urls,
     )
 
 
@@ -101,6 +113,13 @@ def build_record(stored: StoredCase, pgp: Pgp | None) -> dict[str, Any]:
     case = stored.case
     return {
         "case": {f.name: _plain(getattr(case, f.name)) for f in fields(Case)},
+        "decisions": {
+            f.name: _plain(getattr(stored.decisions, f.name))
+            for f in fields(Decisions)
+            if f.name != "case_id"
+        },
+        "hosts": stored.hosts,
+        "urls": stored.urls,
         "audit_log": [
             {
                 "at": event.at.isoformat(),
@@ -133,9 +152,15 @@ def _fence(text: str) -> str:
 
 def render_markdown(record: dict[str, Any]) -> str:
     case = record["case"]
-    lines = [f"# {case['id']}: {_md_inline(case['subject'])}", "", "## Case and decisions", ""]
+    lines = [f"# {case['id']}: {_md_inline(case['subject'])}", "", "## Case", ""]
     lines += ["| field | value |", "| --- | --- |"]
     lines += [f"| {name} | {_md_inline(value)} |" for name, value in case.items()]
+    lines += ["", "## Decisions (credit, consent, reward, IBD share, publication)", ""]
+    lines += ["| decision | value |", "| --- | --- |"]
+    lines += [f"| {name} | {_md_inline(value)} |" for name, value in record["decisions"].items()]
+    lines += ["", "## Affected hosts and URLs", ""]
+    targets = [*record["hosts"], *record["urls"]]
+    lines += [f"- {_md_inline(target)}" for target in targets] or ["(none)"]
     lines += [
         "",
         "## Audit log",

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from commands import build_registry
-from commands.registry import Registry, role_text
+from commands.registry import Registry, who_may_run
 
 BEGIN = "<!-- commands:begin (generated: python -m commands.readme_table --write) -->"
 END = "<!-- commands:end -->"
@@ -36,7 +36,7 @@ def render_table(registry: Registry) -> str:
     for command in registry.all():
         lines.append(
             f"| `{_cell(command.usage())}` | {_cell(command.summary)} | "
-            f"{_cell(role_text(command.role))} | {_cell(command.reporter_gets)} |"
+            f"{_cell(who_may_run(command))} | {_cell(command.reporter_gets)} |"
         )
     return "\n".join(lines)
 

@@ -194,10 +194,7 @@ class Registry:
             lines.extend(f"  {arg.usage()}: {arg.help}" for arg in command.args if arg.help)
             if command.details:
                 lines.append(command.details)
-            who = role_text(command.role)
-            for step, role in command.step_roles:
-                who += f"; {step}: {role_text(role)} only"
-            lines.append(f"Who may run it: {who}.")
+            lines.append(f"Who may run it: {who_may_run(command)}.")
             lines.append(f"What the reporter gets: {command.reporter_gets}.")
             return "\n".join(lines)
         lines = ["Commands (in a case thread the case is implied; elsewhere give its ID first):"]
@@ -225,6 +222,18 @@ def first_word(text: str) -> tuple[str, str]:
     if not parts:
         return "", ""
     return parts[0], (parts[1].strip() if len(parts) > 1 else "")
+
+
+def who_may_run(command: Command) -> str:
+    """The command's role and its steps' higher roles, for `!help` and the README's table, so
+    that both say "approve/decline: managers only" where the dispatcher enforces it."""
+    steps: dict[Role, list[str]] = {}
+    for step, role in command.step_roles:
+        if role != command.role:
+            steps.setdefault(role, []).append(step)
+    parts = [role_text(command.role)]
+    parts.extend(f"{'/'.join(names)}: {role_text(role)} only" for role, names in steps.items())
+    return "; ".join(parts)
 
 
 def role_text(role: Role) -> str:

@@ -37,7 +37,10 @@ def deletion_text(ctx: CommandContext, case: Case) -> str:
 @group.command(
     "close",
     summary="close a fixed case or an outcome; the reporter is told when their data is deleted",
-    reporter_gets="the closing mail, with the date their data will be deleted (not for spam)",
+    reporter_gets=(
+        "the closing mail, with the date their data will be deleted "
+        "(not for spam or anonymous reports)"
+    ),
     details=(
         "The retention countdown (policy.retention_days_after_close) starts; !hold stops it. "
         "No mail for spam or anonymous reports."

@@ -115,7 +115,7 @@ class Database:
             await conn.execute("PRAGMA foreign_keys=ON")
             await conn.execute("PRAGMA busy_timeout=5000")
             # Deleted report data (bot/watch/retention.py) is overwritten with zeros in the
-            # file, not left in free pages.
+            # file, not left in free pages; the job then empties the WAL (checkpoint_wal).
             await conn.execute("PRAGMA secure_delete=ON")
             await db.migrate(known)
         except BaseException:
@@ -220,6 +220,19 @@ class Database:
             async with self._conn.execute("PRAGMA data_version") as cur:
                 row = await cur.fetchone()
         return int(row[0]) if row else 0
+
+    async def checkpoint_wal(self) -> bool:
+        """Copy the write-ahead log into the database file and empty it (`TRUNCATE`): until
+        then the WAL keeps the earlier versions of pages, with the data just deleted, and
+        `secure_delete` only zeroes the database file. False when a reader in another process
+        (e.g. `cvdbot ingest`) kept part of the log in use; the caller tries again later."""
+        async with self._lock:
+            async with self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cur:
+                row = await cur.fetchone()
+        busy = bool(row[0]) if row else True
+        if busy:
+            log.warning("the WAL checkpoint of %s was blocked by a reader; retried", self.path)
+        return not busy
 
     async def close(self) -> None:
         async with self._lock:

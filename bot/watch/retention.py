@@ -19,6 +19,9 @@ subject or the team's words; one rule for all of the bot's events leaves no case
 behind by a wrong guess about which post holds some. The stub post that follows says what
 stays. The team's own messages are theirs; the bot does not redact them.
 
+After the deletions the write-ahead log is checkpointed and emptied (`Database.checkpoint_wal`):
+the WAL would otherwise keep the pages as they were before, report text and all.
+
 A case with a post or mail still waiting in the outbox is left for the next run: a post not
 yet in the room could not be redacted. The reporter's key leaves the gpg home after the
 transaction (gpg is not part of it), through `key_deletions`, so a crash only repeats that.
@@ -104,6 +107,8 @@ class RetentionWatch:
         self._config = config
         self._pgp = pgp
         self._tz = tz
+        # Deleted data stays in the WAL until a checkpoint: owed until one succeeds.
+        self._checkpoint_owed = False
 
     async def tick(self, now: datetime) -> RetentionResult:
         result = RetentionResult()
@@ -119,6 +124,8 @@ class RetentionWatch:
                 continue
             (result.deleted if deleted else result.waiting).append(case_id)
         result.keys_removed = await self._remove_keys()
+        if result.deleted or self._checkpoint_owed:
+            self._checkpoint_owed = not await self._db.checkpoint_wal()
         if result.deleted or result.waiting:
             log.info(
                 "retention: %d case(s) deleted, %d waiting for their outbox",

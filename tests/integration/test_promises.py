@@ -1,8 +1,12 @@
 """The policy's promises beyond the fix, end to end on one deployment (real Synapse, Dovecot,
-SMTP and gpg): credit and consent with their evidence, the reward (refused for a team member
-who is not a manager, approved by a manager), the IBD share decrypted with the IBD's own key,
-the publication proposal, the advisory as encrypted files that validate against the official
-CSAF 2.0 schema, `cvdbot advisory`, and the digest's lists. Case A is English, case B Dutch.
+SMTP and gpg): credit (a name, anonymous) and consent (no, yes), the reward (refused for a
+team member who is not a manager, approved and declined by a manager, details kept and
+removed when sent), the IBD share and update decrypted with the IBD's own key (the reporter's
+contact only with consent), the publication proposal, agreement and refusal, the advisory as
+encrypted files that validate against the official CSAF 2.0 schema, `cvdbot advisory`, and
+the digest's lists. Every command's audit entry is found by the command's event ID, with the
+evidence also stored in `case_decisions`; every mail's signature is checked with the bot's
+key; the mails are counted exactly. Case A is English, case B Dutch.
 """
 
 from __future__ import annotations
@@ -12,8 +16,6 @@ import json
 import subprocess
 import sys
 import time
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 from typing import Any
 
 from nio import MemoryDownloadResponse
@@ -23,7 +25,9 @@ from bot.advisory.csaf import validation_errors
 from tests.conftest import MakePerson
 from tests.harness.bot import CvdDeployment
 from tests.harness.person import Person, ReceivedMessage
+from tests.harness.quiescence import wait_quiescent
 from tests.harness.reporter_pgp import ReporterGpg
+from tests.harness.signed_mail import assert_signed, opened
 from tests.harness.smtp import ReceivedMail
 from tests.integration.conftest import MakeDeployment
 from tests.integration.sample_mails import DUTCH_BODY, ENGLISH_BODY, report
@@ -66,10 +70,36 @@ def mails_to(d: CvdDeployment, address: str) -> list[ReceivedMail]:
     return [m for m in d.smtp.messages if m.rcpt_tos == [address]]
 
 
-def plain_body(message: EmailMessage) -> str:
-    part = message.get_body(("plain",))
-    assert part is not None
-    return str(part.get_content())
+def subject(mail: ReceivedMail) -> str:
+    return str(mail.message["Subject"])
+
+
+def command_event(answer: ReceivedMessage) -> str:
+    """The command's own event ID: the bot's answer replies to it."""
+    return str(answer.content["m.relates_to"]["m.in_reply_to"]["event_id"])
+
+
+def audit_entry(d: CvdDeployment, case: str, kind: str, answer: ReceivedMessage) -> dict[str, Any]:
+    """The one audit entry of `kind` that the command `answer` answers recorded; its
+    `event_id` is the command's event, always part of the evidence."""
+    [entry] = [e for e in events(d, case, kind) if e.get("event_id") == command_event(answer)]
+    return entry
+
+
+def decision(d: CvdDeployment, case: str, column: str) -> Any:
+    """One stored column of the case's decisions (storage/case_decisions.py)."""
+    [(value,)] = db_rows(d, f"SELECT {column} FROM case_decisions WHERE case_id = '{case}'")
+    return value
+
+
+def reporter_mail_evidence(d: CvdDeployment, case: str) -> str:
+    """The evidence a reporter's decision rests on by default: their latest mail."""
+    [(number, message_id)] = db_rows(
+        d,
+        f"SELECT id, message_id FROM mails WHERE case_id = '{case}' AND direction = 'in'"
+        " ORDER BY id DESC LIMIT 1",
+    )
+    return f"mail {number} {message_id}"
 
 
 async def test_credit_consent_reward_ibd_publication_and_advisory(
@@ -122,20 +152,32 @@ async def test_credit_consent_reward_ibd_publication_and_advisory(
         and recorded["event_id"] == credit.content["m.relates_to"]["m.in_reply_to"]["event_id"]
     )
     assert recorded["mail_id"] and f"mail {recorded['mail_id']}" in credit.body
+    assert recorded["evidence"] == reporter_mail_evidence(d, case_a)
+    assert decision(d, case_a, "credit_evidence") == recorded["evidence"]
+
+    # Consent refused, with its evidence: the IBD share below leaves the reporter out.
+    refused = await command(team, d, root_a, "!consent share-contact no", "may not be shared")
+    entry = audit_entry(d, case_a, "consent", refused)
+    assert entry["share_contact"] is False
+    assert entry["evidence"] == reporter_mail_evidence(d, case_a)
+    assert decision(d, case_a, "consent_evidence") == entry["evidence"]
+    assert decision(d, case_a, "share_contact") == 0
 
     # The IBD share: one mail, encrypted to the IBD's key, label in subject and body, and no
     # reporter identity without share-contact yes.
-    await command(team, d, root_a, "!ibd TLP:RED", "sent the IBD share of")
+    shared_a = await command(team, d, root_a, "!ibd TLP:RED", "sent the IBD share of")
+    entry = audit_entry(d, case_a, "ibd_shared", shared_a)
+    assert entry["tlp"] == "TLP:RED" and entry["to"] == ibd.address
+    assert entry["contact_shared"] is False and decision(d, case_a, "ibd_tlp") == "TLP:RED"
     await wait_in_thread(team, d.room_id, root_a, f"IBD share mail went to {ibd.address}")
     [shared] = mails_to(d, ibd.address)
     assert shared.message["Subject"] == f"[{case_a}] Melding kwetsbaarheid voor de IBD TLP:RED"
     assert shared.message.get_content_type() == "multipart/encrypted"
     assert b"Sam" not in shared.raw and b"XSS in permit search" not in shared.raw
-    armored = shared.message.get_payload()[1].get_payload(decode=True)  # type: ignore[index]
-    inner = message_from_bytes(ibd.decrypt(armored), policy=policy.default)
-    assert isinstance(inner, EmailMessage)
-    assert "TLP:RED" in str(inner["Subject"])
-    body = plain_body(inner)
+    # Decrypted with the IBD's key, signed by the bot's.
+    result = opened(ibd, shared)
+    body = assert_signed(result, d, encrypted=True)
+    assert result.message is not None and "TLP:RED" in str(result.message["Subject"])
     assert body.startswith("TLP:RED") and body.rstrip().endswith("TLP:RED")
     assert "Getroffen systemen" in body and "reflected XSS in q" in body
     assert "6.1 (Medium)" in body
@@ -144,13 +186,16 @@ async def test_credit_consent_reward_ibd_publication_and_advisory(
     assert "niet gedeeld" in body
 
     # The reward: a team member who is not a manager cannot approve; nothing changes.
-    await command(
+    proposed = await command(
         team,
         d,
         root_a,
         "!reward propose diligence=high quality=good seriousness=high a gift voucher",
         "reward proposed",
     )
+    entry = audit_entry(d, case_a, "reward_proposed", proposed)
+    assert entry["criteria"] == "diligence=high quality=good seriousness=high"
+    assert entry["proposal"] == "a gift voucher" == decision(d, case_a, "reward_proposal")
     decisions_before = db_rows(d, f"SELECT * FROM case_decisions WHERE case_id = '{case_a}'")
     events_before = db_rows(d, f"SELECT COUNT(*) FROM case_events WHERE case_id = '{case_a}'")
     refusal = await command(team, d, root_a, "!reward approve", "only managers may run")
@@ -162,22 +207,48 @@ async def test_credit_consent_reward_ibd_publication_and_advisory(
         db_rows(d, f"SELECT COUNT(*) FROM case_events WHERE case_id = '{case_a}'") == events_before
     )
 
-    # Case B (Dutch): consent recorded, reward approved by the manager -> one Dutch mail.
-    await command(team, d, root_b, "!consent share-contact yes", "may be shared")
-    await command(
+    # Case B (Dutch): anonymous, consent given, each with its evidence; reward approved by
+    # the manager -> one Dutch mail.
+    anonymous = await command(team, d, root_b, "!credit anonymous", "the reporter is anonymous")
+    entry = audit_entry(d, case_b, "credit", anonymous)
+    assert entry["name"] is None and entry["evidence"] == reporter_mail_evidence(d, case_b)
+    assert decision(d, case_b, "credit_evidence") == entry["evidence"]
+    assert decision(d, case_b, "credit_name") is None
+    given = await command(team, d, root_b, "!consent share-contact yes", "may be shared")
+    entry = audit_entry(d, case_b, "consent", given)
+    assert entry["share_contact"] is True and entry["evidence"] == reporter_mail_evidence(d, case_b)
+    assert decision(d, case_b, "consent_evidence") == entry["evidence"]
+    proposed = await command(
         team,
         d,
         root_b,
         "!reward propose diligence=good quality=good seriousness=high een cadeaubon",
         "reward proposed",
     )
-    await command(boss, d, root_b, "!reward approve een bon van 50 euro", "reward approved by")
+    assert audit_entry(d, case_b, "reward_proposed", proposed)["proposal"] == "een cadeaubon"
+    approved = await command(
+        boss, d, root_b, "!reward approve een bon van 50 euro", "reward approved by"
+    )
+    entry = audit_entry(d, case_b, "reward_approved", approved)
+    assert entry["decided_by"] == boss.user_id and entry["text"] == "een bon van 50 euro"
+    assert decision(d, case_b, "reward_decided_by") == boss.user_id
 
     # Publication after the fix (case A, English), then the advisory as encrypted files.
     await command(team, d, root_a, "!publish propose 2027-01-15", "needs a case that is")
     await command(team, d, root_a, "!fixed output encoding added", "marked fixed")
-    await command(team, d, root_a, "!publish propose 2030-01-15 with your name", "proposed by")
-    await command(team, d, root_a, "!publish agreed", "publication agreed for 2030-01-15")
+    proposal = await command(
+        team,
+        d,
+        root_a,
+        "!publish propose 2030-01-15 with your name",
+        "publication on 2030-01-15 proposed by",
+    )
+    entry = audit_entry(d, case_a, "publication_proposed", proposal)
+    assert entry["date"] == "2030-01-15" and entry["text"] == "with your name"
+    agreed = await command(team, d, root_a, "!publish agreed", "publication agreed for 2030-01-15")
+    entry = audit_entry(d, case_a, "publication_agreed", agreed)
+    assert entry["date"] == "2030-01-15" and entry["evidence"] == reporter_mail_evidence(d, case_a)
+    assert decision(d, case_a, "publish_evidence") == entry["evidence"]
     await command(team, d, root_a, "!advisory", "posted in this thread as encrypted files")
     csaf_event = await wait_in_thread(team, d.room_id, root_a, f"{case_a}.csaf.json")
     await wait_in_thread(team, d.room_id, root_a, f"{case_a}.md")
@@ -191,7 +262,8 @@ async def test_credit_consent_reward_ibd_publication_and_advisory(
     assert validation_errors(document) == []
     assert document["vulnerabilities"][0]["acknowledgments"][0]["names"] == ["Sam Finder"]
     assert document["document"]["distribution"]["tlp"]["label"] == "WHITE"
-    assert events(d, case_a, "advisory_posted")[0]["credited"] is True
+    [posted] = events(d, case_a, "advisory_posted")
+    assert posted["credited"] is True and posted["event_id"]
 
     await quiescent(d)
     await asyncio.sleep(1)
@@ -202,14 +274,20 @@ async def test_credit_consent_reward_ibd_publication_and_advisory(
     reporter_b = [m.message["Subject"] for m in mails_to(d, "eva@researcher.example")]
     assert len(d.smtp.messages) == 8
     assert len(reporter_a) == 4 and len(reporter_b) == 3 and len(mails_to(d, ibd.address)) == 1
-    [publication] = [s for s in reporter_a if "Making the problem public" in s]
-    assert publication.startswith(f"[{case_a}]")
+    [publication] = [
+        m
+        for m in mails_to(d, "sam@finder.example")
+        if "Making the problem public" in m.message["Subject"]
+    ]
+    assert publication.message["Subject"].startswith(f"[{case_a}]")
+    # The reporters have no key: signed only. Any client with the bot's public key checks the
+    # signature; the IBD's keyring holds it.
+    publication_text = assert_signed(opened(ibd, publication), d, encrypted=False)
+    assert "with your name" in publication_text and case_a in publication_text
     [reward] = [
         m for m in mails_to(d, "eva@researcher.example") if "beloning" in m.message["Subject"]
     ]
-    assert reward.message.get_content_type() == "multipart/signed"
-    [text_part] = [p for p in reward.message.walk() if p.get_content_type() == "text/plain"]
-    reward_text = str(text_part.get_content())  # type: ignore[attr-defined]
+    reward_text = assert_signed(opened(ibd, reward), d, encrypted=False)
     assert "een bon van 50 euro" in reward_text and "postadres" in reward_text
     assert not [s for s in reporter_a if "reward" in s.lower()]
 
@@ -233,4 +311,75 @@ async def test_credit_consent_reward_ibd_publication_and_advisory(
     rewards = text.split("Reward decisions pending: 2")[1].split("\n\n")[0]
     assert f"{case_a} · proposed, waiting for a manager" in rewards
     assert f"{case_b} · approved, not yet sent" in rewards
+
+    # After the digest, the steps left: case A's reward declined, proposed again and approved
+    # (the English reward mail); case B's reward sent (its delivery details gone); case B
+    # shared with the IBD with the contact its reporter allowed; case A's IBD update; the
+    # reporter of case A declines publication after all.
+    declined = await command(
+        boss, d, root_a, "!reward decline not for this one", "reward declined by"
+    )
+    assert "The reporter gets no mail" in declined.body
+    entry = audit_entry(d, case_a, "reward_declined", declined)
+    assert entry["decided_by"] == boss.user_id and entry["text"] == "not for this one"
+    assert decision(d, case_a, "reward_state") == "declined"
+    assert decision(d, case_a, "reward_decision") == "not for this one"
+    await command(
+        team,
+        d,
+        root_a,
+        "!reward propose diligence=high quality=good seriousness=high a book voucher",
+        "a book voucher",  # the first proposal's answer is in the thread too
+    )
+    approved = await command(
+        boss, d, root_a, "!reward approve a voucher of 50 euro", "reward approved by"
+    )
+    assert audit_entry(d, case_a, "reward_approved", approved)["decided_by"] == boss.user_id
+    await command(team, d, root_b, "!reward details Postbus 12, Haaksbergen", "details kept")
+    assert decision(d, case_b, "reward_delivery") == "Postbus 12, Haaksbergen"
+    sent = await command(team, d, root_b, "!reward sent", "reward sent, recorded by")
+    assert audit_entry(d, case_b, "reward_sent", sent)["text"] is None
+    assert decision(d, case_b, "reward_state") == "sent"
+    assert decision(d, case_b, "reward_delivery") is None
+
+    shared_b = await command(team, d, root_b, "!ibd", "sent the IBD share of")
+    assert "with the reporter's contact" in shared_b.body
+    entry = audit_entry(d, case_b, "ibd_shared", shared_b)
+    assert entry["tlp"] == "TLP:AMBER" and entry["contact_shared"] is True
+    updated = await command(team, d, root_a, "!ibd update", "sent the IBD update for")
+    entry = audit_entry(d, case_a, "ibd_updated", updated)
+    assert entry["tlp"] == "TLP:RED" and entry["contact_shared"] is False
+    assert decision(d, case_a, "ibd_updated_at") is not None
+
+    no_publication = await command(
+        team, d, root_a, "!publish declined", "the reporter declined publication"
+    )
+    entry = audit_entry(d, case_a, "publication_declined", no_publication)
+    assert entry["evidence"] == reporter_mail_evidence(d, case_a)
+    assert decision(d, case_a, "publish_evidence") == entry["evidence"]
+    assert decision(d, case_a, "publish_state") == "declined"
+    assert decision(d, case_a, "publish_date") is None
+
+    # Exactly three more mails: A's English reward mail, B's IBD share, A's IBD update.
+    await wait_quiescent(d.db_path)
+    assert len(d.smtp.messages) == 11
+    assert len(mails_to(d, "sam@finder.example")) == 5
+    assert len(mails_to(d, "eva@researcher.example")) == 3
+    [reward_en] = [m for m in mails_to(d, "sam@finder.example") if "reward" in subject(m)]
+    assert subject(reward_en) == f"[{case_a}] A reward for your report: XSS in permit search"
+    reward_text = assert_signed(opened(ibd, reward_en), d, encrypted=False)
+    assert "We have decided to give you a reward" in reward_text
+    assert "a voucher of 50 euro" in reward_text and "postal\naddress" in reward_text
+    ibd_mails = {subject(m): m for m in mails_to(d, ibd.address)}
+    assert len(ibd_mails) == 3
+    with_contact = ibd_mails[f"[{case_b}] Melding kwetsbaarheid voor de IBD TLP:AMBER"]
+    assert b"eva@researcher.example" not in with_contact.raw  # encrypted
+    text = assert_signed(opened(ibd, with_contact), d, encrypted=True)
+    assert "Melder: Eva Onderzoeker" in text and "eva@researcher.example" in text
+    assert "gaf toestemming om de contactgegevens te delen" in text
+    update = ibd_mails[f"[{case_a}] Update melding kwetsbaarheid voor de IBD TLP:RED"]
+    text = assert_signed(opened(ibd, update), d, encrypted=True)
+    assert text.startswith("TLP:RED") and "Update van onze melding van" in text
+    for identity in ("sam@finder.example", "Sam Finder"):
+        assert identity not in text
     ibd.close()

@@ -30,6 +30,16 @@ def test_every_command_has_a_row_with_who_and_what_the_reporter_gets() -> None:
         "| `!help [command]` | list the commands, or show one command's usage | "
         "anyone in the room | nothing |"
     ) in table
+    # A step's higher role shows as !help shows it: the dispatcher refuses it to the team.
+    assert (
+        "| `!reward [CVD-YYYY-NNNN] <propose\\|approve\\|decline\\|details\\|sent> [text]` | "
+        "the reward decision: the team proposes, a manager approves or declines | "
+        "the CVD team and managers; approve/decline: managers only | "
+        "on approve: the reward mail asking what is needed to deliver it |"
+    ) in table
+    assert "Who may run it: the CVD team and managers; approve/decline: managers only." in (
+        registry.help_text("reward")
+    )
 
 
 def _registry_with_extra() -> Registry:

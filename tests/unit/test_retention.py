@@ -1,7 +1,9 @@
 """Closing and retention without servers: what an audit entry keeps after deletion, the
 closing mail's deletion date, !close/!hold/!unhold through the real dispatcher and database
-(refused steps change nothing), and the retention job on a real database: nothing of the
-report stays in any table, the stub and the hashes do, and a second run does nothing."""
+(refused steps change nothing), and the retention job on a real database: the export before
+it holds the decisions and hosts; after it nothing of the report (mails, hosts, reply
+preview, credit, reward and publication texts) stays in any table, the stub and the hashes
+do, not even in the bytes of the database file and its WAL, and a second run does nothing."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from bot.case_export import build_record, load_case, render_json, render_markdown
 from bot.mailout.compose import ReporterMailContext, render_reporter_mail
 from bot.matrix.render import local
 from bot.outbox.payloads import DELETED_PAYLOAD, ThreadPost, decode, enqueue
@@ -25,8 +28,9 @@ from bot.watch.retention import RetentionWatch
 from storage import case_events, case_intake, cases, mails, outbox, reporter_keys
 from storage.db import Database
 from tests.harness.gpg_agents import stop_agents_under
-from tests.unit.test_sla_commands import MovableClock, Room
-from tests.unit.test_sla_watch import ALICE, add_case, at, make_config
+from tests.unit.test_reply_commands import Room
+from tests.unit.test_sla_commands import MovableClock
+from tests.unit.test_sla_watch import ALICE, BOSS, add_case, at, make_config
 
 DAY = timedelta(days=1)
 
@@ -232,18 +236,56 @@ async def test_the_retention_job_leaves_a_stub_and_nothing_of_the_report(
             row = await cur.fetchone()
         assert row is not None
         await outbox.mark_sent(conn, row[0], "$posted", at(3, 9))
-    for command in (
-        "!ack",
-        f"!reply Thanks Eva Onderzoeker, we look at {secret}",  # a preview, never sent
-        "!credit name Eva Onderzoeker https://afval.example/eva",
-        "!assess low",
-        f"!fixed removed {secret}",
-        "!close",
+    for command, sender in (
+        ("!ack", ALICE),
+        # A preview, never sent (no key for Eva: Room.keys is empty, so it would be signed).
+        (f"!reply Thanks Eva Onderzoeker, we look at {secret}", ALICE),
+        ("!credit name Eva Onderzoeker https://afval.example/eva", ALICE),
+        ("!assess low", ALICE),
+        (f"!fixed removed {secret}", ALICE),
+        (
+            "!reward propose diligence=high quality=high seriousness=low "
+            f"a voucher for finding {secret}",
+            ALICE,
+        ),
+        (f"!reward approve well done on {secret}", BOSS),
+        ("!reward details Eva Onderzoeker, Postbus 12, Utrecht", ALICE),
+        (f"!publish propose 2027-01-15 an advisory on {secret}", ALICE),
+        ("!close", ALICE),
     ):
-        await room.say(command, thread="$root")
+        answer = await room.say(command, sender=sender, thread="$root")
+        assert "CVD-" in answer, (command, answer)
     async with room.db.transaction() as conn:
         closed = await cases.get_case(conn, case.id)
+        record = build_record(await load_case(conn, case.id), None)
+        async with conn.execute("SELECT COUNT(*) FROM reply_previews") as cur:
+            assert tuple(await cur.fetchone() or ()) == (1,)
     assert closed is not None and closed.delete_after is not None
+
+    # The export for the records, before deletion: the decisions with their texts, the hosts.
+    decisions = record["decisions"]
+    assert decisions["credit_name"] == "Eva Onderzoeker"
+    assert decisions["reward_state"] == "approved" and decisions["reward_decided_by"] == BOSS
+    assert decisions["reward_criteria"] == "diligence=high quality=high seriousness=low"
+    assert secret in decisions["reward_proposal"] and secret in decisions["reward_decision"]
+    assert decisions["reward_delivery"] == "Eva Onderzoeker, Postbus 12, Utrecht"
+    assert decisions["publish_state"] == "proposed" and decisions["publish_date"] == "2027-01-15"
+    assert secret in decisions["publish_text"]
+    assert record["hosts"] == ["afval.example"]
+    assert record["urls"] == ["https://afval.example/pasjes"]
+    assert json.loads(render_json(record))["decisions"] == decisions
+    markdown = render_markdown(record)
+    assert "## Decisions (credit, consent, reward, IBD share, publication)" in markdown
+    assert "| reward_state | approved |" in markdown and "| publish_date | 2027-01-15 |" in markdown
+    assert f"| publish_text | an advisory on {secret} |" in markdown
+    assert "## Affected hosts and URLs\n\n- afval.example\n- https://afval.example/pasjes\n" in (
+        markdown
+    )
+
+    wal = room.db.path.with_name(room.db.path.name + "-wal")
+    on_disk = (b"walrus-4412", b"Leak: walrus", b"eva@researcher.example")
+    before = room.db.path.read_bytes() + wal.read_bytes()
+    assert all(needle in before for needle in on_disk)  # the search below can find them
 
     pgp = Pgp(tmp_path / "gnupg", None, None)
     try:
@@ -263,6 +305,14 @@ async def test_the_retention_job_leaves_a_stub_and_nothing_of_the_report(
     finally:
         pgp.close()
         stop_agents_under(tmp_path)
+
+    # Nor in the bytes on disk: the database file (secure_delete zeroes what was deleted)
+    # and its write-ahead log (the job checkpoints and empties it), read while the bot's
+    # connection is still open, as in a running bot.
+    for path in (room.db.path, wal):
+        data = path.read_bytes()
+        for needle in on_disk:
+            assert needle not in data, (path.name, needle)
 
     with sqlite3.connect(room.db.path) as conn:
         for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
@@ -290,6 +340,14 @@ async def test_the_retention_job_leaves_a_stub_and_nothing_of_the_report(
             k for (k,) in conn.execute("SELECT kind FROM case_events WHERE case_id = ?", (case.id,))
         ]
         assert kinds[0] == "opened" and kinds[-1] == "data_deleted" and "closed" in kinds
+        # The decisions keep their states and times, not the words or the delivery address.
+        kept = conn.execute(
+            "SELECT reward_state, reward_criteria, reward_proposal, reward_decision,"
+            " reward_delivery, publish_state, publish_text, credit_name FROM case_decisions"
+            " WHERE case_id = ?",
+            (case.id,),
+        ).fetchone()
+        assert kept == ("approved", None, None, None, None, "proposed", None, None)
         scrubbed = conn.execute("SELECT payload FROM outbox WHERE idem_key = 't1'").fetchone()
     assert scrubbed == (DELETED_PAYLOAD,)
     try:
