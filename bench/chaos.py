@@ -38,7 +38,7 @@ from tests.harness.bot import CvdDeployment, deploy
 from tests.harness.dovecot import DovecotServer
 from tests.harness.gpg_agents import stop_agents_under
 from tests.harness.person import Person
-from tests.harness.quiescence import wait_quiescent
+from tests.harness.quiescence import wait_mail_read, wait_quiescent_and_seen
 from tests.harness.smtp import SmtpServer
 from tests.harness.synapse import SynapseServer
 from tests.integration.sample_mails import ENGLISH_BODY, report
@@ -119,16 +119,19 @@ class Chaos:
             say("SMTP accepts mail again")
 
 
-async def append_reports(d: CvdDeployment, subjects: list[str]) -> None:
+async def append_reports(d: CvdDeployment, subjects: list[str]) -> int:
+    """Append every report (again while Dovecot restarts); the highest UID appended."""
+    last_uid = 0
     for subject in subjects:
         raw = report(subject=subject, body=ENGLISH_BODY, sender="Eva <eva@researcher.example>")
         while True:
             try:
-                await asyncio.to_thread(d.append_mail, raw)
+                last_uid = max(last_uid, await asyncio.to_thread(d.append_mail, raw))
                 break
             except Exception:  # Dovecot restarting: the sender's MTA would retry too
                 await asyncio.sleep(0.5)
         await asyncio.sleep(0.8)
+    return last_uid
 
 
 async def send_retrying(team: Person, room_id: str, body: str, root: str) -> None:
@@ -195,6 +198,7 @@ async def run(workdir: Path, seed: int, limit: float) -> int:
             append_reports(d, subjects), command_cases(d, subjects), chaos.faults(150.0)
         )
         results = await asyncio.wait_for(load, limit)
+        last_uid: int = results[0]
         commanded: dict[str, str] = results[1]
         say("load and faults done; waiting for every thread and answer")
         deadline = time.monotonic() + max(60.0, limit - (time.monotonic() - began))
@@ -219,9 +223,10 @@ async def run(workdir: Path, seed: int, limit: float) -> int:
                     f"{len(answers)} of {2 * COMMANDED} answers"
                 )
             await asyncio.sleep(1)
-        await wait_quiescent(d.db_path, timeout=120)
-        await asyncio.sleep(3)  # a duplicate, if any, would be in flight now
-        await wait_quiescent(d.db_path, timeout=120)
+        # Every mail read, nothing due, and the team has received every post the outbox
+        # sent: a duplicate, had there been one, is among what is counted.
+        await wait_mail_read(d.db_path, last_uid, timeout=120)
+        await wait_quiescent_and_seen(d.db_path, team, d.room_id, timeout=120)
         elapsed = time.monotonic() - began
         return report_invariants(d, team, subjects, commanded, chaos, elapsed)
     finally:

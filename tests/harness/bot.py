@@ -190,8 +190,9 @@ class CvdDeployment:
             self.bot.wait_ready()
         return self.bot
 
-    def append_mail(self, raw: bytes) -> None:
-        self.dovecot.append(self.mailbox, self.mailbox_password, raw)
+    def append_mail(self, raw: bytes) -> int:
+        """Deliver a mail to the bot's INBOX; its IMAP UID (see quiescence.wait_mail_read)."""
+        return self.dovecot.append(self.mailbox, self.mailbox_password, raw)
 
     def ingest_cli(self, raw: bytes) -> subprocess.CompletedProcess[bytes]:
         return subprocess.run(

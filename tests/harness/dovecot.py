@@ -12,6 +12,7 @@ import imaplib
 import logging
 import os
 import pwd
+import re
 import shutil
 import signal
 import stat
@@ -30,6 +31,8 @@ _START_TIMEOUT = 30.0
 # Unix socket paths are limited to 108 bytes; Dovecot puts sockets such as
 # "<base_dir>/login/imap-urlauth" under base_dir, so a deep workdir needs a short base_dir.
 _MAX_BASE_DIR = 60
+# The tagged OK of an APPEND (RFC 4315 UIDPLUS): "[APPENDUID <uidvalidity> <uid>] ...".
+_APPENDUID = re.compile(rb"\[APPENDUID \d+ (\d+)\]")
 
 
 class DovecotServer:
@@ -153,8 +156,9 @@ class DovecotServer:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(int(entry.name), signal.SIGTERM)
 
-    def append(self, username: str, password: str, raw: bytes, folder: str = "INBOX") -> None:
-        """Deliver one RFC 5322 message by IMAP APPEND (creating `folder` if needed)."""
+    def append(self, username: str, password: str, raw: bytes, folder: str = "INBOX") -> int:
+        """Deliver one RFC 5322 message by IMAP APPEND (creating `folder` if needed); its UID
+        (Dovecot answers with APPENDUID), so a test can wait until the bot has read it."""
         with imaplib.IMAP4(self.host, self.port, timeout=30) as imap:
             imap.login(username, password)
             if folder.upper() != "INBOX":
@@ -164,6 +168,10 @@ class DovecotServer:
             if status != "OK":
                 raise RuntimeError(f"IMAP APPEND to {folder} failed: {data!r}")
             imap.logout()
+        found = _APPENDUID.search(b" ".join(line for line in data if isinstance(line, bytes)))
+        if found is None:
+            raise RuntimeError(f"IMAP APPEND to {folder} gave no APPENDUID: {data!r}")
+        return int(found.group(1))
 
     def log_tail(self, lines: int = 50) -> str:
         """Last lines of Dovecot's log and stdout/stderr, for failure messages."""

@@ -14,7 +14,9 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import IO, Any
 
@@ -75,6 +77,7 @@ class SynapseServer:
         self.stdio_path = self.workdir / "homeserver.stdio.log"
         self.start_seconds: float | None = None
         self._shared_secret = ""
+        self._admin_token = ""
         self._proc: subprocess.Popen[bytes] | None = None
         self._stdio: IO[bytes] | None = None
 
@@ -168,6 +171,25 @@ class SynapseServer:
         }
         token: str = self._request("POST", "/_matrix/client/v3/login", body)["access_token"]
         return token
+
+    def admin_token(self) -> str:
+        """An access token of a server admin, for the admin API: a user registered once with
+        the shared secret's admin flag (its tokens live in the database, so they outlast a
+        restart of this server)."""
+        if not self._admin_token:
+            password = uuid.uuid4().hex
+            admin = self.register(f"admin-{uuid.uuid4().hex[:8]}", password, admin=True)
+            self._admin_token = self.login(admin, password)
+        return self._admin_token
+
+    def delete_device(self, user_id: str, device_id: str) -> None:
+        """What a homeserver admin does to a lost or misused device: the admin API's
+        `DELETE /_synapse/admin/v2/users/<user>/devices/<device>`. Synapse deletes the device
+        with its access tokens, its device keys and the signatures on them."""
+        user = urllib.parse.quote(user_id, safe="")
+        device = urllib.parse.quote(device_id, safe="")
+        path = f"/_synapse/admin/v2/users/{user}/devices/{device}"
+        self._request("DELETE", path, token=self.admin_token())
 
     def log_tail(self, lines: int = 50) -> str:
         """Last lines of Synapse's log and of its stdout/stderr, for failure messages."""
@@ -300,13 +322,18 @@ class SynapseServer:
                 )
             time.sleep(0.1)
 
-    def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    def _request(
+        self, method: str, path: str, body: dict[str, Any] | None = None, *, token: str = ""
+    ) -> Any:
         data = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         request = urllib.request.Request(  # noqa: S310 - always our own http://127.0.0.1 URL
             self.url + path,
             data=data,
             method=method,
-            headers={"Content-Type": "application/json"},
+            headers=headers,
         )
         try:
             with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310

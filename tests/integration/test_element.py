@@ -37,10 +37,11 @@ import pytest_asyncio
 from bot.matrix.cross_signing import CrossSigningKeys
 from tests.harness.bot import CvdDeployment
 from tests.harness.element import ElementClient, ensure_installed
+from tests.harness.published_keys import http
 from tests.harness.quiescence import wait_quiescent
 from tests.integration.conftest import MakeDeployment
 from tests.integration.sample_mails import ENGLISH_BODY, report
-from tests.integration.test_cross_signing import cross_sign_cli, http
+from tests.integration.test_cross_signing import cross_sign_cli
 
 pytestmark = pytest.mark.element
 

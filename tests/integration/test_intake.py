@@ -7,7 +7,6 @@ built and their received mail decrypted with their own gpg home, never with the 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import urllib.request
@@ -20,6 +19,7 @@ from nio.crypto.attachments import decrypt_attachment
 from bot.pgp.gpg import format_fingerprint
 from tests.harness.bot import CvdDeployment
 from tests.harness.person import Person, ReceivedMessage
+from tests.harness.quiescence import wait_mail_read, wait_quiescent_and_seen
 from tests.harness.reporter_pgp import ReporterGpg
 from tests.harness.signed_mail import assert_signed, bot_public_key, opened
 from tests.integration.conftest import MakeDeployment
@@ -170,10 +170,13 @@ async def test_wrong_key_forward_and_auto_reply(
         auto["In-Reply-To"] = str(forward_id)
         auto["Auto-Submitted"] = "auto-replied"
         auto.set_content("I am out of the office until Monday.")
-        d.append_mail(bytes(auto))
+        auto_uid = d.append_mail(bytes(auto))
         await wait_in_thread(d.team, d.room_id, root, "Automatic mail (Auto-Submitted")
-        await asyncio.sleep(2)
+        await wait_mail_read(d.db_path, auto_uid)
+        await wait_quiescent_and_seen(d.db_path, d.team, d.room_id)
         assert d.smtp.messages == [], "intake never mails anyone"
+        notes = [m for m in d.team.messages(d.room_id) if m.thread_root == root.event_id]
+        assert sum("Automatic mail (Auto-Submitted" in m.body for m in notes) == 1
         roots = [m for m in d.team.messages(d.room_id) if m.thread_root is None]
         assert len([m for m in roots if "New report" in m.body]) == 2
         with_payloads = json.dumps([m.content for m in d.team.messages(d.room_id)])

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 import urllib.request
 import uuid
 
 from tests.harness.bot import CvdDeployment
+from tests.harness.quiescence import wait_mail_read, wait_quiescent_and_seen
 from tests.integration.conftest import MakeDeployment
 from tests.integration.sample_mails import ENGLISH_BODY, report
 
@@ -61,13 +61,15 @@ async def test_restart_neither_skips_nor_repeats_imap_mail(make_deployment: Make
     d.append_mail(report(subject="First report", body=ENGLISH_BODY))
     await d.team.wait_for_message(d.room_id, lambda m: "First report" in m.body, timeout=60)
     assert bot.stop() == 0
-    d.append_mail(report(subject="Arrived while the bot was down", body=ENGLISH_BODY))
+    late = d.append_mail(report(subject="Arrived while the bot was down", body=ENGLISH_BODY))
     d.start_bot()
     await d.team.wait_for_message(
         d.room_id, lambda m: "Arrived while the bot was down" in m.body, timeout=60
     )
-    await asyncio.sleep(2)
+    await wait_mail_read(d.db_path, late)
+    await wait_quiescent_and_seen(d.db_path, d.team, d.room_id)
     assert count(d, "SELECT COUNT(*) FROM cases") == 2
+    assert count(d, "SELECT COUNT(*) FROM mails WHERE direction = 'in'") == 2
     roots = [m for m in d.team.messages(d.room_id) if m.body.startswith("New report")]
     assert len(roots) == 2
 

@@ -11,6 +11,7 @@ from email import message_from_bytes, policy
 
 from tests.harness.bot import CvdDeployment
 from tests.harness.person import Person, ReceivedMessage
+from tests.harness.quiescence import wait_mail_read, wait_quiescent_and_seen
 from tests.integration.conftest import MakeDeployment
 from tests.integration.sample_mails import DUTCH_BODY, ENGLISH_BODY, report
 
@@ -44,6 +45,17 @@ def count_in_thread(person: Person, room_id: str, root: ReceivedMessage, text: s
 def db_rows(deployment: CvdDeployment, sql: str) -> list[tuple[object, ...]]:
     with sqlite3.connect(deployment.db_path) as conn:
         return conn.execute(sql).fetchall()
+
+
+async def wait_mail_attempts(deployment: CvdDeployment, attempts: int, timeout: float = 30) -> None:
+    """Until the one queued mail has failed `attempts` times (it backs off 1, 2, 4 s)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        [(done,)] = db_rows(deployment, "SELECT attempts FROM outbox WHERE channel = 'mail'")
+        if int(str(done)) >= attempts:
+            return
+        assert asyncio.get_running_loop().time() < deadline, f"{done} attempts, not {attempts}"
+        await asyncio.sleep(0.1)
 
 
 async def test_english_report_to_fixed(make_deployment: MakeDeployment) -> None:
@@ -95,8 +107,11 @@ async def test_english_report_to_fixed(make_deployment: MakeDeployment) -> None:
     await d.team.send(d.room_id, "!status", thread_root=root.event_id)
     status = await wait_in_thread(d.team, d.room_id, root, f"{case}: fixed")
     assert "severity high" in status.body
-    await asyncio.sleep(2)
+    await wait_quiescent_and_seen(d.db_path, d.team, d.room_id)
     assert len(d.smtp.messages) == 3, "each command sends exactly one mail"
+    assert len([m for m in d.team.messages(d.room_id) if "New report" in m.body]) == 1
+    for answer in ("acknowledged by", "assessed as high", "marked fixed", f"{case}: fixed"):
+        assert count_in_thread(d.team, d.room_id, root, answer) == 1, answer
     assert d.team.undecryptable(d.room_id) == []
 
 
@@ -124,8 +139,9 @@ async def test_dutch_report_gets_dutch_mail_and_follow_up_joins_thread(
     )
     d.append_mail(follow_up)
     await wait_in_thread(d.team, d.room_id, root, "ook /api/zoeken")
-    d.append_mail(follow_up)  # the same Message-ID again
-    await asyncio.sleep(3)
+    again = d.append_mail(follow_up)  # the same Message-ID again
+    await wait_mail_read(d.db_path, again)
+    await wait_quiescent_and_seen(d.db_path, d.team, d.room_id)
     assert count_in_thread(d.team, d.room_id, root, "ook /api/zoeken") == 1
     roots = [m for m in d.team.messages(d.room_id) if "New report" in m.body]
     assert len(roots) == 1, "a follow-up never opens a second case"
@@ -192,7 +208,7 @@ async def test_crash_after_intake_and_after_command_restart_once(
     d.start_bot()
     await wait_in_thread(d.team, d.room_id, root, "acknowledged by")
     await d.smtp.wait_for_async(1, timeout=30)
-    await asyncio.sleep(3)
+    await wait_quiescent_and_seen(d.db_path, d.team, d.room_id)
     assert len(d.smtp.messages) == 1
     roots = [m for m in d.team.messages(d.room_id) if "New report" in m.body]
     assert len(roots) == 1
@@ -211,14 +227,16 @@ async def test_smtp_down_mail_goes_out_once_when_back(make_deployment: MakeDeplo
     d.smtp.stop()
     await d.team.send(d.room_id, "!ack", thread_root=root.event_id)
     await wait_in_thread(d.team, d.room_id, root, "could not be sent yet")
-    await asyncio.sleep(3)
+    await wait_mail_attempts(d, 2)  # its first retry failed too
     d.smtp.start()
     await d.smtp.wait_for_async(1, timeout=90)
-    await wait_in_thread(
-        d.team, d.room_id, root, "receipt confirmation mail went to eva@researcher.example"
-    )
-    await asyncio.sleep(3)
+    went = "receipt confirmation mail went to eva@researcher.example"
+    await wait_in_thread(d.team, d.room_id, root, went)
+    await wait_quiescent_and_seen(d.db_path, d.team, d.room_id)
     assert len(d.smtp.messages) == 1
+    assert count_in_thread(d.team, d.room_id, root, "could not be sent yet") == 1
+    assert count_in_thread(d.team, d.room_id, root, went) == 1
+    assert count_in_thread(d.team, d.room_id, root, "acknowledged by") == 1
 
 
 async def test_refuses_an_unencrypted_case_room(make_deployment: MakeDeployment) -> None:
@@ -250,5 +268,7 @@ async def test_anonymous_report_gets_no_mail_and_the_thread_says_so(
     await d.team.send(d.room_id, "!ack", thread_root=root.event_id)
     reply = await wait_in_thread(d.team, d.room_id, root, "acknowledged by")
     assert "No receipt confirmation mail: the reporter left no address" in reply.body
-    await asyncio.sleep(2)
+    await wait_quiescent_and_seen(d.db_path, d.team, d.room_id)
     assert d.smtp.messages == []
+    assert db_rows(d, "SELECT COUNT(*) FROM outbox WHERE channel = 'mail'") == [(0,)]
+    assert count_in_thread(d.team, d.room_id, root, "acknowledged by") == 1

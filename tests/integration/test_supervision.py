@@ -13,13 +13,13 @@ import imaplib
 import json
 import sqlite3
 import time
-import urllib.request
 
 from tests.harness.bot import IMAP_LINE, READY_LINE, BotProcess, CvdDeployment
 from tests.harness.dovecot import DovecotServer
 from tests.harness.person import ReceivedMessage
 from tests.harness.ports import free_port
-from tests.harness.quiescence import wait_quiescent
+from tests.harness.published_keys import check_published
+from tests.harness.quiescence import wait_quiescent, wait_quiescent_and_seen
 from tests.harness.synapse import SynapseServer
 from tests.harness.tcp_proxy import TcpProxy
 from tests.integration.conftest import MakeDeployment
@@ -135,6 +135,20 @@ async def test_mailbox_restarted_renumbered_and_silent_loses_no_mail(
         proxy.close()
 
 
+def delete_device_signature(synapse: SynapseServer, user_id: str, device_id: str) -> int:
+    """The self-signing key's signature of a device gone from the homeserver (Synapse keeps it
+    even when the device is deleted; a server restored from an older backup, or another
+    homeserver, may not). Only with Synapse stopped."""
+    assert not synapse.running
+    with sqlite3.connect(synapse.workdir / "homeserver.db") as conn:
+        deleted = conn.execute(
+            "DELETE FROM e2e_cross_signing_signatures WHERE target_user_id = ?"
+            " AND target_device_id = ?",
+            (user_id, device_id),
+        ).rowcount
+    return int(deleted)
+
+
 def delete_access_tokens(synapse: SynapseServer, user_id: str) -> int:
     """What a homeserver admin's token purge does: the device and its keys stay, its access
     tokens are gone. Only with Synapse stopped (it caches tokens in memory)."""
@@ -156,6 +170,7 @@ async def test_homeserver_down_at_start_502_lost_token_and_silent_sync(
     try:
         bot = d.start_bot()
         device = session(d)["device_id"]
+        keys = check_published(d, d.team)
         d.append_mail(report(subject="Exposed admin panel", body=ENGLISH_BODY))
         root = await wait_root(d, "Exposed admin panel")
         assert bot.stop() == 0
@@ -167,6 +182,7 @@ async def test_homeserver_down_at_start_502_lost_token_and_silent_sync(
         try:
             synapse.stop()
             assert delete_access_tokens(synapse, d.bot_user) == 1
+            assert delete_device_signature(synapse, d.bot_user, device) == 1
             proxy.stop()
             d.start_bot(wait=False)
             await wait_log(bot, "the homeserver may be down or restarting", timeout=30)
@@ -179,6 +195,9 @@ async def test_homeserver_down_at_start_502_lost_token_and_silent_sync(
         log = bot.log_since_start()
         assert "no longer accepts the access token (HTTP 401, M_UNKNOWN_TOKEN)" in log
         assert f"logged in again to Matrix as the same device {device}" in log
+        # The device's signature went too: the bot signed it again, with the same keys.
+        assert log.count(f"signed device {device} with the self-signing key") == 1, log
+        assert check_published(d, d.team) == keys
         assert session(d)["device_id"] == device and session(d)["access_token"] != old_token
         assert d.bot_devices() == [device]
         await d.team.send(d.room_id, "!status", thread_root=root.event_id)
@@ -224,45 +243,44 @@ async def test_sigterm_ends_a_bot_still_waiting_for_its_homeserver(
     assert "cvdbot stopped" in bot.log_since_start()
 
 
-def logout(synapse: SynapseServer, token: str) -> None:
-    """The bot's own `POST /logout`: Synapse deletes the token *and the device* (its keys,
-    its cross-signing signature). Logging in with the same device ID creates it again."""
-    request = urllib.request.Request(  # noqa: S310 - the test's own loopback Synapse
-        f"{synapse.url}/_matrix/client/v3/logout",
-        data=b"{}",
-        method="POST",
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-        assert response.status == 200
-
-
 async def test_logged_out_token_logs_in_again_as_the_same_device_or_exits_78(
     make_deployment: MakeDeployment, synapse: SynapseServer
 ) -> None:
+    """The homeserver admin deletes the bot's device through the admin API: its access tokens
+    and device keys are gone. The bot logs in again as the same device and uploads the same
+    keys; the device is signed by its self-signing key as before."""
     d = await make_deployment()
     d.config_overrides["monitoring"] = {"stall_after_seconds": 9}
     bot = d.start_bot()
     device = session(d)["device_id"]
+    signed = f"signed device {device} with the self-signing key"
+    assert bot.log_since_start().count(signed) == 1, "signed at its first start"
+    keys = check_published(d, d.team)
     d.append_mail(report(subject="Directory listing on uploads", body=ENGLISH_BODY))
     await wait_root(d, "Directory listing on uploads")
 
-    logout(synapse, session(d)["access_token"])
+    synapse.delete_device(d.bot_user, device)
     await wait_log(bot, f"logged in again to Matrix as the same device {device}", timeout=30)
     assert d.bot_devices() == [device]
+    # Synapse keeps the self-signing key's signature of a deleted device (it deletes the
+    # device's keys, not the signatures on them), so the same keys uploaded again are signed
+    # as before: the bot checks and uploads nothing. (The signature gone: the test above.)
+    log = bot.log_since_start()
+    assert log.count(signed) == 1 and log.count("cross-signing verified") == 1, log
+    assert check_published(d, d.team) == keys
     # The bot posts again, as the same device, and the team decrypts it. (A command from a
     # matrix-nio client is not checked here: nio marks a deleted device deleted for good and
     # never encrypts to it again when it reappears; the token purge in the test above keeps
     # the device, and a command is answered there.)
-    d.append_mail(report(subject="Posted after the logout", body=ENGLISH_BODY))
-    await wait_root(d, "Posted after the logout")
-    await wait_quiescent(d.db_path)
+    d.append_mail(report(subject="Posted after the device was deleted", body=ENGLISH_BODY))
+    await wait_root(d, "Posted after the device was deleted")
+    await wait_quiescent_and_seen(d.db_path, d.team, d.room_id)
     assert len(roots(d)) == 2 and count(d, "SELECT COUNT(*) FROM cases") == 2
     assert d.team.undecryptable(d.room_id) == []
     assert bot.stop() == 0
 
     # Without a password the bot cannot log in again: it says so and exits 78.
-    logout(synapse, session(d)["access_token"])
+    synapse.delete_device(d.bot_user, device)
     d.config_overrides["matrix"] = {"password": ""}
     d.start_bot(wait=False)
     assert bot.wait_exit(timeout=60) == 78
