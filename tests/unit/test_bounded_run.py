@@ -5,13 +5,15 @@ shell `exec`s the program, so the PID stays the same) and the test checks it is 
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 from bot.pgp.bounded_run import MIB, GpgLimits, run_bounded
-from bot.pgp.gpg import Pgp
+from bot.pgp.gpg import MIN_S2K_COUNT, Pgp
 
 
 def gone(pid: int) -> bool:
@@ -64,14 +66,33 @@ def test_a_run_within_the_limits_gives_all_its_output(size: int) -> None:
     assert (run.exceeded, run.returncode, run.stdout) == (None, 0, data)
 
 
-def test_gpg_past_its_time_limit_is_reported_as_such(tmp_path: Path) -> None:
-    """Through the real gpg: no gpg run starts in under a millisecond."""
-    pgp = Pgp(tmp_path / "gnupg", None, None, limits=GpgLimits(timeout_seconds=0.001))
+def test_gpg_past_its_time_limit_is_killed_and_reported(tmp_path: Path) -> None:
+    """Through the real gpg, stalled for real: the bot's gpg-agent socket accepts the
+    connection and never answers (a hung agent), so decrypting waits until the limit."""
+    home = tmp_path / "gnupg"
+    setup = Pgp(home, None, None, s2k_count=MIN_S2K_COUNT)
+    fingerprint = setup.generate_key("CVD team", "security@haaksbergen.example", "pass")
+    setup.close()
+    armored = subprocess.run(
+        ["gpg", "--homedir", str(home), "--batch", "--armor", "--trust-model", "always",
+         "--recipient", fingerprint, "--encrypt"],
+        input=b"A report.\n", capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=True)
+    (home / "S.gpg-agent").unlink(missing_ok=True)
+    hung_agent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    hung_agent.bind(str(home / "S.gpg-agent"))
+    hung_agent.listen(8)
+    pgp = Pgp(home, fingerprint, "pass", limits=GpgLimits(timeout_seconds=0.5))
     try:
-        info = pgp.verify_detached(b"data", b"not a signature")
+        start = time.monotonic()
+        result = pgp.decrypt_raw(b"From: a@b.example\r\nSubject: x\r\n\r\n" + armored)
+        seconds = time.monotonic() - start
     finally:
+        hung_agent.close()
         pgp.close()
-    assert info.status == "error"
-    assert info.detail == (
-        "gpg took longer than 0.001 s (limits.gpg_timeout_seconds) and was stopped"
+    assert seconds < 2.0, seconds
+    assert result.encrypted and not result.decrypted
+    assert result.error == (
+        "gpg took longer than 0.5 s (limits.gpg_timeout_seconds) and was stopped"
     )
