@@ -19,7 +19,7 @@ from typing import Any
 import aioimaplib
 
 from bot.config import ImapConfig
-from bot.mailin.intake import IntakeFailed, MailIntake
+from bot.mailin.intake import ATTEMPTS, IntakeFailed, MailIntake
 from bot.mailin.parse import NotAMailError
 from bot.ops.health import Liveness
 from storage import sync_state
@@ -44,6 +44,19 @@ class ImapError(Exception):
 
 class ConnectionClosedError(ImapError):
     """The server closed the connection (EOF, or a BYE while idling)."""
+
+
+# Faults of the connection (the server refused a command, or went away), the disk or the
+# database, not of the mail being read: they end the session and the mail is read again
+# after the reconnect, never counted against it.
+_NOT_THE_MAILS_FAULT = (
+    OSError,
+    TimeoutError,
+    ImapError,
+    aioimaplib.Abort,
+    aioimaplib.CommandTimeout,
+    StorageUnavailable,
+)
 
 
 class _WatchfulProtocol(aioimaplib.IMAP4ClientProtocol):
@@ -96,6 +109,9 @@ def _ok(response: aioimaplib.Response, what: str) -> aioimaplib.Response:
 
 class ImapSource:
     def __init__(self, config: ImapConfig, db: Database, intake: MailIntake) -> None:
+        # Failures per (UIDVALIDITY, UID) that were not the connection's: a mail is read
+        # again after the first, and passed (quarantined) after the second.
+        self._failures: dict[tuple[int, int], int] = {}
         self._config = config
         self._db = db
         self._intake = intake
@@ -112,7 +128,7 @@ class ImapSource:
         session, never the loop: a dropped or silent connection, a protocol timeout
         (aioimaplib's CommandTimeout), a database that refused a write (the mail was not
         stored and its UID not recorded, so it is read again), or whatever one mail caused
-        (logged by its type and UID only; its text may quote the mail).
+        (logged by its type and UID only, its text may quote the mail; see `_read_one`).
         """
         backoff = 1.0
         while True:
@@ -152,7 +168,7 @@ class ImapSource:
                 backoff = 1.0
 
     async def _connect(self) -> _Imap:
-        return await _login(self._config)
+        return await _login(self._config, self._reply_timeout)
 
     async def _session(self) -> None:
         imap = await asyncio.wait_for(self._connect(), self._reply_timeout)
@@ -174,7 +190,7 @@ class ImapSource:
             self.connected.clear()
             if not imap.protocol.closed.is_set():  # else nobody is left to say goodbye to
                 try:
-                    await asyncio.wait_for(imap.logout(), 5)
+                    await asyncio.wait_for(imap.logout(), min(5.0, self._reply_timeout))
                 except (OSError, TimeoutError, aioimaplib.Abort, aioimaplib.CommandTimeout,
                         asyncio.CancelledError):  # fmt: skip
                     pass
@@ -276,14 +292,41 @@ class ImapSource:
         search = _ok(await imap.uid_search(f"UID {last_uid + 1}:*", charset=None), "search")
         uids = sorted(uid for line in search.lines[:-1] for uid in _ints(line) if uid > last_uid)
         for uid in uids:
-            fetched = _ok(await imap.uid("fetch", str(uid), "(INTERNALDATE BODY.PEEK[])"), "fetch")
-            raw, received = _fetched_message(fetched.lines)
-            if raw is None:
-                log.warning("IMAP UID %s returned no message body; skipped", uid)
-            else:
-                await self._take(raw, uid, received, imported=uid <= backlog_top)
+            await self._read_one(imap, uidvalidity, uid, imported=uid <= backlog_top)
             async with self._db.transaction() as conn:
                 await sync_state.set_imap_position(conn, folder, uidvalidity, uid)
+
+    async def _read_one(self, imap: _Imap, uidvalidity: int, uid: int, *, imported: bool) -> None:
+        """Fetch one mail and hand it to the intake; what fails here never stalls the folder.
+
+        An exception that is not the connection's, the disk's or the database's is the
+        mail's, wherever it came from (the FETCH reply, the intake): logged with the UID (by
+        type only), it ends the session and the mail is read again after the reconnect; the
+        second time, what was fetched is quarantined (stored raw, the room told) and the UID
+        passed.
+        """
+        lines: list[Any] = []
+        try:
+            fetched = _ok(await imap.uid("fetch", str(uid), "(INTERNALDATE BODY.PEEK[])"), "fetch")
+            lines = fetched.lines
+            raw, received = _fetched_message(lines)
+            if raw is None:
+                log.warning("IMAP UID %s returned no message body; skipped", uid)
+                return
+            await self._take(raw, uid, received, imported=imported)
+        except _NOT_THE_MAILS_FAULT:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one mail must never stall the folder
+            key = (uidvalidity, uid)
+            failed = self._failures[key] = self._failures.get(key, 0) + 1
+            name = type(exc).__name__
+            log.error("IMAP UID %s: reading it raised %s (attempt %d)", uid, name, failed)
+            if failed < ATTEMPTS:
+                raise
+            del self._failures[key]
+            await self._intake.quarantine(
+                _fetched_raw(lines), f"reading it raised {name}", source="imap", imap_uid=uid
+            )
 
     async def _take(
         self, raw: bytes, uid: int, received: datetime | None, *, imported: bool
@@ -305,9 +348,11 @@ class ImapSource:
         log.error("IMAP UID %s failed twice; passed", uid)
 
 
-async def _login(config: ImapConfig) -> _Imap:
+async def _login(config: ImapConfig, reply_seconds: float = REPLY_TIMEOUT_SECONDS) -> _Imap:
+    """Connect and log in; `reply_seconds` is also how long aioimaplib waits for each
+    command's answer (a FETCH that gets none raises CommandTimeout)."""
     tls = ssl.create_default_context() if config.security == "tls" else None
-    imap = _Imap(host=config.host, port=config.port, timeout=30, ssl_context=tls)
+    imap = _Imap(host=config.host, port=config.port, timeout=reply_seconds, ssl_context=tls)
     await imap.wait_hello_from_server()
     if config.security == "starttls":
         await _starttls(imap, config.host)
@@ -385,6 +430,15 @@ def _fetched_message(lines: list[bytes]) -> tuple[bytes | None, datetime | None]
             if match:
                 received = _parse_internaldate(match.group(1).decode("ascii", "replace"))
     return raw, received
+
+
+def _fetched_raw(lines: list[Any]) -> bytes:
+    """What to quarantine of a FETCH reply that could not be read: the message literal, or
+    the whole reply when there is none (it names the UID, so no two are alike)."""
+    for line in lines:
+        if isinstance(line, bytearray):
+            return bytes(line)
+    return b"\r\n".join(bytes(line) for line in lines if isinstance(line, bytes | bytearray))
 
 
 def _parse_internaldate(value: str) -> datetime | None:

@@ -44,7 +44,7 @@ from storage.db import Database
 log = logging.getLogger(__name__)
 
 # A mail whose intake failed this many times is quarantined rather than read again.
-_ATTEMPTS = 2
+ATTEMPTS = 2
 
 
 class IntakeOutcome(StrEnum):
@@ -121,7 +121,7 @@ class MailIntake:
             if await quarantine.find(conn, digest) is not None:
                 return IntakeResult(IntakeOutcome.QUARANTINED, None, None, "already")
             before = await quarantine.begin_attempt(conn, digest, self._setup.clock.now())
-        if before.failed >= _ATTEMPTS:
+        if before.failed >= ATTEMPTS:
             reason = before.last_error or quarantine.DID_NOT_FINISH
             log.error("%s failed %d times before; quarantined", where, before.failed)
             return await self._quarantine(raw, digest, reason, source, received_at, imap_uid)
@@ -141,12 +141,26 @@ class MailIntake:
                     conn, digest, reason, self._setup.clock.now()
                 )
             log.error("%s: intake failed with %s (attempt %d)", where, type(exc).__name__, failed)
-            if failed >= _ATTEMPTS:
+            if failed >= ATTEMPTS:
                 return await self._quarantine(raw, digest, reason, source, received_at, imap_uid)
             raise IntakeFailed(type(exc).__name__) from None
         async with self._db.transaction() as conn:
             await quarantine.finish_attempt(conn, digest)
         return result
+
+    async def quarantine(
+        self,
+        raw: bytes,
+        reason: str,
+        *,
+        source: str,
+        received_at: datetime | None = None,
+        imap_uid: int | None = None,
+    ) -> IntakeResult:
+        """Put aside a mail that failed outside the intake (the IMAP source reading it), by
+        the same rule as one that failed inside: stored raw, the room told once."""
+        digest = hashlib.sha256(raw).hexdigest()
+        return await self._quarantine(raw, digest, reason, source, received_at, imap_uid)
 
     async def _quarantine(
         self,

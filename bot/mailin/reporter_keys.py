@@ -206,7 +206,9 @@ def inspect_keys(data: bytes) -> list[ListedKey]:
             continue
         elif record == "fpr" and current.fingerprint is None:
             current.fingerprint = fields[9].upper()
-        elif record == "uid" and fields[1] not in ("r", "e"):
+        elif record == "uid" and (current.unusable or fields[1] not in ("r", "e")):
+            # A revoked or expired key marks every user ID so; they still say whose it is
+            # (`_one_key` then updates a key the keyring holds and imports no other).
             current.uids.append(_unescape(fields[9]))
         elif record == "ssb":
             current.secret = True
@@ -269,6 +271,8 @@ def _one_key(pgp: Pgp, sender: str | None, item: KeyMaterial, key: ListedKey) ->
             f"none of its user IDs is {whose}.",
         )
     if key.unusable:
+        if pgp.holds_public_key(key.fingerprint):
+            return _revocation(pgp, sender, item, key)
         return KeyOutcome(
             item.origin,
             None,
@@ -297,4 +301,25 @@ def _one_key(pgp: Pgp, sender: str | None, item: KeyMaterial, key: ListedKey) ->
         item.origin,
         key.fingerprint,
         f"🔑 {KEY_IMPORTED} for {sender} ({grouped}), from {item.origin}.{usable}",
+    )
+
+
+def _revocation(pgp: Pgp, sender: str, item: KeyMaterial, key: ListedKey) -> KeyOutcome:
+    """A key the keyring holds, mailed revoked or expired (a reporter's client sends the
+    revoked key): the keyring's copy is updated, so the key is never encrypted to again.
+    Safe from a forged sender: only the key's owner can sign its revocation, and gpg keeps
+    the newest self-signature, so an old copy cannot shorten a key's life."""
+    grouped = format_fingerprint(key.fingerprint)
+    try:
+        pgp.import_keys(item.data, only_address=sender)
+    except PgpError as exc:
+        log.warning("update of a reporter's revoked key failed: %s", exc)
+        return KeyOutcome(
+            item.origin, None, f"🔑 The key for {sender} ({grouped}) {KEY_NOT_IMPORTED}: {exc}."
+        )
+    return KeyOutcome(
+        item.origin,
+        None,
+        f"🔑 The key for {sender} ({grouped}) in {item.origin} is revoked or expired; the "
+        "bot's copy of it now says so, and mail to them is no longer encrypted to it.",
     )

@@ -240,6 +240,10 @@ class Pgp:
                 fingerprints.append(str(fpr))
         return fingerprints
 
+    def holds_public_key(self, fingerprint: str) -> bool:
+        """Whether the keyring holds the public key `fingerprint` (in any state)."""
+        return self._public_key(fingerprint) is not None
+
     def delete_public_key(self, fingerprint: str) -> bool:
         """Remove a reporter's public key (their case's data was deleted). True when it was
         removed, False when the keyring did not hold it. The bot's own key, and any key with

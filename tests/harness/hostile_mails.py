@@ -30,6 +30,13 @@ def long_header(size: int, name: str = "X-Long") -> bytes:
     return _head("Long header", f"{name}: {'B' * size}\r\n") + b"\r\nSee the header.\r\n"
 
 
+def many_header_fields(count: int, last: str) -> bytes:
+    """A report with `count` filler header fields of 60 bytes each and then `last` (one more
+    field), before a short body."""
+    filler = "".join(f"X-Filler-{n:05d}: {'C' * 44}\r\n" for n in range(count))
+    return _head("Many header fields", filler + last) + b"\r\nSee the header.\r\n"
+
+
 def body_of(size: int) -> bytes:
     """A report whose plain-text body has `size` bytes, in lines of prose."""
     line = b"The login form at https://portal.haaksbergen.example/login is injectable.\r\n"

@@ -179,3 +179,39 @@ def test_a_mail_over_max_mail_bytes_is_quarantined_unread(ingest: Ingest) -> Non
     assert result.returncode == 0 and result.stdout.startswith("quarantined"), result.stderr
     assert "more than limits.max_mail_bytes (100000)" in ingest.posts()
     assert "From: x@hostile.example" in ingest.posts()
+
+
+def test_parts_beyond_max_mime_parts_are_not_read_and_the_team_is_told(ingest: Ingest) -> None:
+    """The 3,000-part mail with the cap at 100: the root and the body are parts 1 and 2, so
+    98 attachments are read and the other 2,901 parts are not."""
+    result, seconds = ingest(hostile_mails.many_parts(3000), CVDBOT_LIMITS__MAX_MIME_PARTS="100")
+    assert result.returncode == 0 and result.stdout.startswith("new_case"), result.stderr
+    assert seconds < SECONDS, seconds
+    told = "more than 100 MIME parts; only the first 100 were read (limits.max_mime_parts)"
+    assert told in ingest.notes_of_last_mail()
+    posts = ingest.posts()
+    assert told in posts
+    assert "98 attachments" in posts and "2999 attachments" not in posts, posts
+    assert "… and 48 more, kept in the store" in posts  # 50 listed by name, 48 counted
+
+
+def test_header_fields_beyond_max_header_bytes_are_left_out_and_the_team_is_told(
+    ingest: Ingest,
+) -> None:
+    """20,000 fields of 62 bytes (1.2 MB of header) and then `Auto-Submitted`: beyond the
+    default 1 MiB, so it is left out and the mail opens a case. Within the cap, the same
+    field makes the mail automatic (unsorted), which shows it is really left out."""
+    automatic = "Auto-Submitted: auto-generated\r\n"
+    result, _ = ingest(hostile_mails.many_header_fields(10, automatic))
+    assert result.stdout.startswith("unmatched_automatic"), result.stdout
+    mail = hostile_mails.many_header_fields(20_000, automatic)
+    result, seconds = ingest(mail)
+    assert result.returncode == 0 and result.stdout.startswith("new_case"), result.stderr
+    assert seconds < SECONDS, seconds
+    left_out = [n for n in ingest.notes_of_last_mail() if "(limits.max_header_bytes)" in n]
+    assert left_out == [
+        "3092 header fields beyond 1048576 bytes of header were left out (limits.max_header_bytes)"
+    ]
+    assert left_out[0] in ingest.posts()
+    stored = ingest.rows("SELECT raw FROM mails ORDER BY id DESC LIMIT 1")[0][0]
+    assert stored == mail, "the raw mail is kept whole"

@@ -4,16 +4,22 @@ real gpg, a real SQLite file, and the thread posts queued in the outbox."""
 from __future__ import annotations
 
 import json
+import subprocess
 from dataclasses import replace
 from datetime import datetime, timedelta
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from pathlib import Path
+
+import pytest
 
 from bot.mailin.intake import IntakeOutcome
 from bot.mailin.intake_posts import NOT_FROM_REPORTER, UNSORTED_MAIL
+from bot.mailin.reporter_keys import KEY_NOT_IMPORTED
 from bot.mailin.steps.key_trust import KEY_WAITS
-from bot.mailout.sealing import recipient_key
+from bot.mailout.sealing import ENCRYPTED, recipient_key, seal
 from bot.pgp.gpg import format_fingerprint
-from storage import reporter_keys
+from storage import cases, reporter_keys
 from tests.harness.reporter_pgp import ReporterGpg
 from tests.integration.sample_mails import ENGLISH_BODY
 from tests.unit.test_mail_intake import (  # noqa: F401 - fixtures
@@ -128,6 +134,140 @@ async def test_a_forged_key_swap_waits_for_the_team(
             at=NOW,
         )
     assert await recipient_key(env.pgp, env.db, "sam@finder.example") == fake.fingerprint
+
+
+def forged_key_mail(fake: ReporterGpg, case_id: str, text: str) -> bytes:
+    """A follow-up from a forged From address carrying `fake`'s key, signed by it."""
+    subject = f"Re: [{case_id}] XSS"
+    inner = fake.inner_part(
+        text,
+        subject=subject,
+        attachments=[("key.asc", "application/pgp-keys", fake.public_key().encode())],
+    )
+    return fake.pgp_mime_signed(inner, subject=subject)
+
+
+async def sealed_to(env: Env, address: str) -> EmailMessage:  # noqa: F811
+    """A reporter mail to `address` sealed as the outbox seals it (bot/mailout/sealing.py)."""
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = BOT_ADDRESS, address, "Update"
+    message.set_content("The fix is deployed.")
+    sealed = await seal(env.pgp, message, await recipient_key(env.pgp, env.db, address))
+    assert sealed.protection == ENCRYPTED
+    parsed = message_from_bytes(sealed.raw, policy=policy.default)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
+async def test_key_reject_keeps_mail_on_the_pinned_key_for_good(
+    env: Env,  # noqa: F811
+    keys: Keys,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    sam = keys.sam
+    first = await env.intake.ingest(
+        mail("XSS", ENGLISH_BODY + "\n" + sam.public_key()), source="pipe"
+    )
+    assert first.case_id is not None
+    async with env.db.transaction() as conn:
+        await cases.set_thread_events(conn, first.case_id, last="$root", root="$root")
+    fake = ReporterGpg(tmp_path / "fake", "Sam Finder", "sam@finder.example")
+    try:
+        await env.intake.ingest(forged_key_mail(fake, first.case_id, "New key."), source="pipe")
+        assert KEY_WAITS in env.thread_text(first.case_id)
+
+        room = Room(env.db, env.config, MovableClock(NOW))
+        answer = await room.say("!key reject", thread="$root")
+        assert answer == (
+            f"🔑 {ALICE} rejected the key {format_fingerprint(fake.fingerprint)} for "
+            "sam@finder.example: it is never used."
+        )
+        assert await recipient_key(env.pgp, env.db, "sam@finder.example") == sam.fingerprint
+        # The same key mailed again stays rejected: nothing left to decide, never used.
+        await env.intake.ingest(forged_key_mail(fake, first.case_id, "Again."), source="pipe")
+        for command in ("!key accept", "!key reject"):
+            answer = await room.say(command, thread="$root")
+            assert answer.endswith("No key of sam@finder.example is waiting for a decision.")
+        statuses = env.rows("SELECT fingerprint, status FROM reporter_keys ORDER BY rowid")
+        assert statuses == [(sam.fingerprint, "pinned"), (fake.fingerprint, "rejected")]
+
+        # What the outbox sends opens for Sam and not for the owner of the rejected key.
+        sealed = await sealed_to(env, "sam@finder.example")
+        assert "The fix is deployed." in str(sam.open_mail(sealed))
+        with pytest.raises(RuntimeError, match="decryption failed|No secret key"):
+            fake.open_mail(sealed)
+    finally:
+        fake.close()
+
+
+def expired_key(home: Path, address: str) -> tuple[str, str]:
+    """(fingerprint, public key) of a key made on 1 January 2020 that expired a day later."""
+    home.mkdir(mode=0o700)
+    gpg = ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback"]
+    subprocess.run(
+        [*gpg, "--passphrase", "", "--faked-system-time", "20200101T000000!",
+         "--quick-gen-key", f"Old Key <{address}>", "future-default", "default", "1d"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    listing = subprocess.run(
+        [*gpg, "--with-colons", "--list-keys"], check=True, capture_output=True, text=True
+    ).stdout
+    fingerprint = next(line.split(":")[9] for line in listing.splitlines() if line[:4] == "fpr:")
+    public = subprocess.run([*gpg, "--armor", "--export"], check=True, capture_output=True)
+    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False)
+    return fingerprint, public.stdout.decode()
+
+
+async def test_a_revoked_or_expired_pinned_key_is_never_used(
+    env: Env,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """README: encrypted only to the pinned key, never to a revoked or expired one; the mail
+    then goes signed only, and no other key of the address takes the pinned one's place."""
+    rita = ReporterGpg(tmp_path / "rita", "Rita", "rita@researcher.example")
+    try:
+        report = mail("XSS", ENGLISH_BODY + "\n" + rita.public_key(), sender=rita.sender)
+        assert (await env.intake.ingest(report, source="pipe")).case_id is not None
+        assert await recipient_key(env.pgp, env.db, rita.address) == rita.fingerprint
+        # Rita revokes her key and mails the revoked key (what her client publishes).
+        revocation = (rita.home / "openpgp-revocs.d" / f"{rita.fingerprint}.rev").read_text()
+        rita.import_key(revocation.replace(":-----BEGIN", "-----BEGIN"))
+        revoked = rita.gpg("--armor", "--export", rita.fingerprint).decode()
+        update = mail("Re: XSS", "My key is revoked.\n" + revoked, sender=rita.sender)
+        result = await env.intake.ingest(update, source="pipe")
+    finally:
+        rita.close()
+    assert result.case_id is not None
+    assert (
+        f"🔑 The key for {rita.address} ({format_fingerprint(rita.fingerprint)}) in a key "
+        "pasted into the text is revoked or expired; the bot's copy of it now says so"
+    ) in env.thread_text(result.case_id)
+    assert await recipient_key(env.pgp, env.db, rita.address) is None
+    # A valid key for the address in the keyring (not pinned) does not take its place.
+    other = ReporterGpg(tmp_path / "other", "Rita", rita.address)
+    other.close()
+    env.pgp.import_keys(other.public_key())
+    assert env.pgp.key_for_address(rita.address) == other.fingerprint
+    assert await recipient_key(env.pgp, env.db, rita.address) is None
+
+    # A pinned key that has expired. Mailed, a key the keyring does not hold is not imported.
+    old = "old@researcher.example"
+    fingerprint, public = expired_key(tmp_path / "old", old)
+    mailed = await env.intake.ingest(mail("Hi", ENGLISH_BODY + public, sender=old), source="pipe")
+    assert mailed.case_id is not None
+    assert (
+        f"({format_fingerprint(fingerprint)}) in a key pasted into the text is revoked or "
+        f"expired; it {KEY_NOT_IMPORTED}."
+    ) in env.thread_text(mailed.case_id)
+    assert not env.pgp.holds_public_key(fingerprint)
+    assert env.pgp.import_keys(public) == [fingerprint]  # as an earlier mail did while valid
+    async with env.db.transaction() as conn:
+        await reporter_keys.record_key(
+            conn, address=old, fingerprint=fingerprint, status="pinned",
+            mail_id=None, case_id=None, at=NOW,
+        )  # fmt: skip
+    assert await recipient_key(env.pgp, env.db, old) is None
+    assert env.pgp.key_for_address(old, pinned=fingerprint) is None
 
 
 async def test_a_mailed_key_for_a_digest_address_is_never_pinned_by_mail(

@@ -449,6 +449,43 @@ async def test_signed_only_and_inline_reports(env: Env, keys: Keys) -> None:
     assert result.case_id is not None and "unknown key" in env.thread_text(result.case_id)
 
 
+async def test_a_clearsigned_block_in_the_text_and_a_log_txt_with_a_block(
+    env: Env, keys: Keys
+) -> None:
+    """Issue 10 item 8: the signed block is shown in place with the text before and after
+    it; a text/plain attachment log.txt holding an encrypted block stays an attachment,
+    listed and posted as the reporter sent it, and its block is not opened into the report."""
+    sam = keys.sam
+    env.pgp.import_keys(sam.public_key())
+    signed = sam.gpg("--clearsign", "--local-user", sam.fingerprint, data=b"Signed finding.\n")
+    log_text = "Scan log:\n" + sam.gpg(
+        "--armor", "--trust-model", "always", "--recipient", keys.bot_fpr, "--encrypt",
+        data=b"Attached secret log.\n",
+    ).decode("ascii")  # fmt: skip
+    text = (
+        "Before the signature: https://portal.haaksbergen.example/login is injectable.\n"
+        + signed.decode("utf-8")
+        + "After the signature.\n"
+    )
+    raw = mail("Inline signed", text, attachments=[("log.txt", "text/plain", log_text.encode())])
+    result = await env.intake.ingest(raw, source="pipe")
+    assert result.case_id is not None
+    thread = env.thread_text(result.case_id)
+    assert (
+        "Before the signature: https://portal.haaksbergen.example/login is injectable.\n"
+        "Signed finding.\nAfter the signature."
+    ) in thread
+    assert "good signature by a key" in thread and "-----BEGIN PGP SIGNATURE" not in thread
+    assert "Attached secret log." not in thread
+    posts = env.posts(result.case_id)
+    listing = next(p for p in posts if str(p.get("body", "")).startswith("📎 1 attachment"))
+    assert "log.txt (text/plain" in str(listing["body"])
+    [media] = [p for p in posts if p["kind"] == "media"]
+    assert media["filename"] == "log.txt"
+    loaded = await AttachmentSource(env.db, env.pgp).load(as_media(media))
+    assert loaded.replace(b"\r\n", b"\n") == log_text.encode()
+
+
 async def test_protected_subject_matches_the_case(env: Env, keys: Keys) -> None:
     first = await env.intake.ingest(mail("XSS", ENGLISH_BODY), source="pipe")
     assert first.case_id is not None

@@ -830,3 +830,34 @@ def test_signing_a_reply_to_a_long_message_id_still_verifies(
     (tmp_path / "part.asc").write_bytes(signature)
     proc = gpg(reporter_home, "--verify", str(tmp_path / "part.asc"), str(tmp_path / "part"))
     assert "[GNUPG:] GOODSIG" in proc.stderr.decode() or "[GNUPG:] GOODSIG" in proc.stdout.decode()
+
+
+def test_a_clearsigned_block_is_shown_in_place_and_a_log_txt_with_a_block_stays_attached(
+    bot: Pgp, reporter_home: Path, keyset: KeySet
+) -> None:
+    """Issue 10 item 8: a clear-signed block with text before and after it is verified in
+    place, the text around it kept; the PGP block of a text/plain attachment log.txt is
+    neither opened nor put into the body."""
+    signed = gpg(reporter_home, "--clearsign", data=b"Signed finding.\n", passphrase=REP_PASS)
+    assert signed.returncode == 0
+    log_block = encrypt_as_reporter(reporter_home, keyset.fpr["bot"], b"Attached log.\n")
+    log_text = "gpg output of the scan:\n" + log_block.decode("ascii")
+    text = "Before the signature.\n" + signed.stdout.decode("utf-8") + "After the signature.\n"
+    raw = crlf(
+        outer_headers(REPORT_SUBJECT, 'multipart/mixed; boundary="cs"') + "\n"
+        "--cs\nContent-Type: text/plain; charset=UTF-8\n\n" + text + "\n"
+        '--cs\nContent-Type: text/plain; name="log.txt"\n'
+        'Content-Disposition: attachment; filename="log.txt"\n\n' + log_text + "\n--cs--\n"
+    )
+    result = bot.decrypt_raw(raw)
+    assert not result.encrypted
+    assert result.signature is not None and result.signature.status == "good"
+    assert result.signature.fingerprint == keyset.fpr["reporter"]
+    assert result.message is not None
+    body = result.message.get_body(preferencelist=("plain",))
+    assert body is not None
+    assert body.get_content() == "Before the signature.\nSigned finding.\nAfter the signature.\n"
+    # What replaces the body is the body alone: the attachment stays the mail's own
+    # (the intake lists it from the mail as received; tests/unit/test_mail_intake.py).
+    assert not result.message.is_multipart()
+    assert "Attached log." not in body.get_content() and "BEGIN PGP" not in body.get_content()
