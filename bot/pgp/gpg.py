@@ -326,8 +326,13 @@ class Pgp:
             return OwnKeyCheck(f"{summary}: the secret key has no passphrase", False)
         for grip in grips:
             self._agent_command(f"CLEAR_PASSPHRASE --mode=normal {grip}")
-        signed = self._gpg.sign(b"cvdbot doctor", keyid=fpr, passphrase=self._passphrase)
-        if not signed.data:
+        # Judged by gpg's SIG_CREATED (a truthy result), not by output: a clear-signature
+        # run writes its header before gpg asks for the passphrase, so a wrong passphrase
+        # still leaves data behind.
+        signed = self._gpg.sign(
+            b"cvdbot doctor", keyid=fpr, passphrase=self._passphrase, detach=True
+        )
+        if not signed or not signed.data:
             return OwnKeyCheck(f"{summary}: cannot sign with the configured passphrase", False)
         expires = str(key.get("expires") or "")
         if expires and int(expires) - now < warn_days * 86400:

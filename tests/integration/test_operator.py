@@ -57,6 +57,11 @@ def doctor(d: CvdDeployment, *, env: dict[str, str] | None = None, **overrides: 
     return verdicts
 
 
+def verdicts_of(result: dict) -> dict[str, str]:
+    """The doctor's lines only: {check name: verdict}."""
+    return {name: verdict for name, verdict in result.items() if name not in ("exit", "output")}
+
+
 def failed(verdicts: dict) -> list[str]:
     return sorted(name for name, verdict in verdicts.items() if verdict == "failed")
 
@@ -105,9 +110,13 @@ async def test_doctor_is_all_ok_and_each_fault_fails_exactly_its_line(
 
     healthy = doctor(d)
     assert healthy["exit"] == 0, healthy["output"]
-    assert failed(healthy) == [], healthy["output"]
-    for name in ("homeserver", "login", "case room", "imap", "smtp", "gpg", "calendar"):
-        assert healthy[name] == "ok", healthy["output"]
+    # Every line is ok: no warning either, and no line the pattern did not read.
+    lines = [line for line in healthy["output"].splitlines() if line.strip()]
+    count = len(verdicts_of(healthy))
+    assert lines[count:] == [f"{count} checks: 0 failed, 0 warnings"], healthy["output"]
+    assert set(verdicts_of(healthy).values()) == {"ok"}, healthy["output"]
+    assert {"homeserver", "login", "case room", "imap", "smtp", "gpg", "calendar",
+            "database"} <= set(verdicts_of(healthy)), healthy["output"]  # fmt: skip
 
     faults = {
         "imap": doctor(d, env={"CVDBOT_IMAP__PASSWORD": "wrong"}),
@@ -127,8 +136,10 @@ async def test_doctor_is_all_ok_and_each_fault_fails_exactly_its_line(
         assert verdicts["exit"] == 1, verdicts["output"]
         assert failed(verdicts) == [name], verdicts["output"]
     assert "has no passphrase" in faults["gpg"]["output"]
+    assert unencrypted["exit"] == 1, unencrypted["output"]
     assert failed(unencrypted) == ["case room"], unencrypted["output"]
     assert "not end-to-end encrypted" in unencrypted["output"]
+    assert absent["exit"] == 1, absent["output"]
     assert failed(absent) == ["case room"], absent["output"]
     assert "not in" in absent["output"]
     # Nothing changed: the same single device, the mailbox untouched by the checks.
