@@ -3,11 +3,19 @@ saved together while the bot runs.
 
 Consistency: every SQLite file (the bot's database and the crypto store's database) is
 copied with SQLite's online backup API, which gives a transaction-consistent snapshot while
-the bot writes; the other files of the store and the gpg home are small and change rarely
-(a key import), and are copied as they are. The parts are taken in one run, database first:
-a restored bot may find outbox items pending that the original had already sent; posts carry
-their transaction IDs and the same device, so the homeserver answers with the same events,
-and the README's restore procedure says what to check for mail.
+the bot writes. The gpg home is copied as files while the backup holds the keyring lock
+(bot/pgp/keyring_lock.py) that the bot takes for every change of its keyring: a reporter's
+key imported during the backup waits the few milliseconds of the copy, so the copy never
+holds a half-written `pubring.kbx`, and the restored home is a plain gpg home that works as
+it is. The rest of the Matrix store (the session file) changes only at login.
+
+The parts are taken in one run, database first, so the backup is a moment of the bot's
+life, not a merge of two. Restored, the bot sends again what that moment held pending (the
+README's "Backup and restore" says what that means): posts carry the same transaction IDs
+from the same device, and Synapse answers a repeated transaction ID with the event it
+already made, but only while it remembers the ID (a limited time; per device, or per access
+token on older homeservers); a mail the backup held pending is sent again even if the bot
+had sent it after the backup was taken (SMTP has no transaction IDs).
 
 The backup directory gets a manifest (what, when, SHA-256 of each file) and is private
 (0700, files 0600): it holds report contents and the bot's secret keys.
@@ -26,6 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.config import Config
+from bot.pgp.keyring_lock import keyring_lock
 
 MANIFEST = "manifest.json"
 # gpg-agent's sockets and lock files are runtime state, not keys.
@@ -106,7 +115,8 @@ def backup(config: Config, directory: Path) -> dict[str, object]:
     if parts.matrix_store.is_dir():
         _copy_tree(parts.matrix_store, directory / "matrix-store")
     if parts.gnupg_home.is_dir():
-        _copy_tree(parts.gnupg_home, directory / "gnupg")
+        with keyring_lock(parts.gnupg_home):
+            _copy_tree(parts.gnupg_home, directory / "gnupg")
     manifest: dict[str, object] = {
         "made_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "user_id": config.matrix.user_id,

@@ -43,10 +43,9 @@ class Monitor:
             imap = PartHealth("imap", True, "connected, waiting for mail")
         parts.append(imap)
         async with self.db.transaction() as conn:
-            backlog = await ops_figures.outbox_backlog(conn)
-        oldest = backlog.oldest_created_at
-        age = (self.now() - oldest).total_seconds() if oldest else None
-        parts.append(judge_outbox(age, self.stall_after))
+            progress = await ops_figures.outbox_progress(conn)
+        since_start = self.liveness.since_start()
+        parts.append(judge_outbox(progress, self.now(), self.stall_after, since_start))
         for name in self.tasks_alive():
             parts.append(PartHealth(name, False, "the loop ended"))
         return parts

@@ -29,6 +29,7 @@ from bot.pgp.key_listing import (
     to_gpg_text,
     uid_email,
 )
+from bot.pgp.keyring_lock import keyring_lock
 from bot.pgp.mime_in import MimeReader
 from bot.pgp.mime_out import (
     encrypted_message,
@@ -195,7 +196,8 @@ class Pgp:
         else:
             params["no_protection"] = True
         # The parameter file is UTF-8 for gpg; python-gnupg encodes it with its codec.
-        result = self._gpg.gen_key(to_gpg_text(self._gpg.gen_key_input(**params)))
+        with keyring_lock(self._home):
+            result = self._gpg.gen_key(to_gpg_text(self._gpg.gen_key_input(**params)))
         if not result.fingerprint:
             raise PgpError(f"key generation failed ({result.status or 'no key created'})")
         logger.info("generated OpenPGP key %s", result.fingerprint)
@@ -230,7 +232,8 @@ class Pgp:
             if not _PLAIN_ADDRESS.fullmatch(only_address):
                 raise PgpError("refusing to filter a key import on an unusual address")
             extra_args += ["--import-filter", f"keep-uid=mbox = {only_address.lower()}"]
-        result = self._gpg.import_keys(data, extra_args=extra_args)
+        with keyring_lock(self._home):
+            result = self._gpg.import_keys(data, extra_args=extra_args)
         if result.sec_read or result.sec_imported:
             # The scan above should make this impossible; if gpg disagrees, say so loudly.
             raise PgpError("gpg read secret key material during an import of public keys")
@@ -253,7 +256,8 @@ class Pgp:
             raise PgpError("refusing to delete a key with a secret part (the bot's own key)")
         if self._public_key(fpr) is None:
             return False
-        result = self._gpg.delete_keys([fpr], secret=False)
+        with keyring_lock(self._home):
+            result = self._gpg.delete_keys([fpr], secret=False)
         if str(result) != "ok":
             raise PgpError(f"gpg could not delete the key: {result}")
         return True
@@ -330,8 +334,13 @@ class Pgp:
             return OwnKeyCheck(f"{summary}: the secret key has no passphrase", False)
         for grip in grips:
             self._agent_command(f"CLEAR_PASSPHRASE --mode=normal {grip}")
-        signed = self._gpg.sign(b"cvdbot doctor", keyid=fpr, passphrase=self._passphrase)
-        if not signed.data:
+        # Judged by gpg's SIG_CREATED (a truthy result), not by output: a clear-signature
+        # run writes its header before gpg asks for the passphrase, so a wrong passphrase
+        # still leaves data behind.
+        signed = self._gpg.sign(
+            b"cvdbot doctor", keyid=fpr, passphrase=self._passphrase, detach=True
+        )
+        if not signed or not signed.data:
             return OwnKeyCheck(f"{summary}: cannot sign with the configured passphrase", False)
         expires = str(key.get("expires") or "")
         if expires and int(expires) - now < warn_days * 86400:

@@ -95,12 +95,20 @@ class DigestService:
         case_room = config.matrix.case_room
         png = await asyncio.to_thread(chart_png, digest, tz)
         mails = []
-        for address in config.digest.email_to:
+        recipients = config.digest.email_to
+        for number, address in enumerate(recipients, start=1):
             try:
                 mails.append(await self._mail(digest, address))
             except PgpError as exc:
                 # The room still gets its digest; the operator learns why a mail is missing.
-                log.error("digest mail to %s not built: %s", address, exc)
+                # Logs carry no addresses (bot/ops/logs.py): the entry's place in the list
+                # says which one.
+                log.error(
+                    "digest mail %d of %d (digest.email_to) not built: %s",
+                    number,
+                    len(recipients),
+                    exc,
+                )
         day = digest.moment.astimezone(tz).date().isoformat()
         room = config.matrix.effective_digest_room
         now = digest.built_at
