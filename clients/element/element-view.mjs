@@ -16,10 +16,12 @@
 //   status              only the bot's device and user verification status.
 //   pin                 CryptoApi.pinCurrentUserIdentity(bot)
 //   send TEXT           sends TEXT to the room (encrypted); answers with its event ID.
-//   sas-start           what Element's "Verify" on the bot's profile does: an in-room
-//                       verification request to the bot (CryptoApi.requestVerificationDM, here
-//                       in the case room), waits for the bot's ready, starts m.sas.v1 and
-//                       answers with the SAS the verifier shows (emoji with names, decimals).
+//   sas-start [dm]      an in-room verification request to the bot
+//                       (CryptoApi.requestVerificationDM) in the case room, or with `dm` in a
+//                       new direct chat with the bot, made as Element's "Verify" on the bot's
+//                       profile makes it (encrypted, is_direct, the bot invited, the request
+//                       sent at once); waits for the bot's ready, starts m.sas.v1 and answers
+//                       with the SAS the verifier shows (emoji with names, decimals).
 //   sas-confirm         "They match": confirms the SAS, waits until the verification is done
 //                       (or cancelled) and answers with the outcome and the bot's status.
 //   sas-mismatch        "They don't match": cancels the verification instead.
@@ -191,9 +193,23 @@ function untilPhase(request, phases, timeoutMs) {
     });
 }
 
-async function sasStart() {
+async function directChat() {
+    const { room_id: roomId } = await client.createRoom({
+        preset: "trusted_private_chat",
+        is_direct: true,
+        invite: [args.bot],
+        initial_state: [
+            { type: "m.room.encryption", state_key: "", content: { algorithm: "m.megolm.v1.aes-sha2" } },
+        ],
+    });
+    for (let i = 0; i < 100 && !client.getRoom(roomId); i++) await sleep(100);
+    return roomId;
+}
+
+async function sasStart(where) {
     const started = Date.now();
-    const request = await crypto.requestVerificationDM(args.bot, args.room);
+    const roomId = where === "dm" ? await directChat() : args.room;
+    const request = await crypto.requestVerificationDM(args.bot, roomId);
     await untilPhase(request, [VerificationPhase.Ready, VerificationPhase.Cancelled], 30000);
     if (request.phase !== VerificationPhase.Ready) {
         return { phase: VerificationPhase[request.phase], cancellation: request.cancellationCode };
@@ -213,6 +229,7 @@ async function sasStart() {
     ]);
     sas = { request, verifier, callbacks, outcome };
     return {
+        room_id: roomId,
         transaction_id: request.transactionId,
         ready_ms: readyMs,
         sas_ms: Date.now() - started,
@@ -256,7 +273,7 @@ async function handle(line) {
         }
         out({ command, error, ...(await verificationStatus()) });
     } else if (command === "sas-start") {
-        out({ command, ...(await sasStart()) });
+        out({ command, ...(await sasStart(rest[0])) });
     } else if (command === "sas-confirm" || command === "sas-mismatch") {
         out({ command, ...(await sasFinish(command === "sas-confirm")), ...(await verificationStatus()) });
     } else if (command === "send") {

@@ -239,10 +239,14 @@ async def test_element_sees_a_cross_signed_bot(
     record("erin pins the bot's identity", pinned)
     assert pinned["error"] is None
     assert pinned["bot_device"] == erin["bot_device"] and pinned["bot_user"] == erin["bot_user"]
-    # erin verifies the bot's user by emoji, as Element's "Verify" on its profile does. A
-    # first try where she presses "They don't match" ends in a cancel and changes nothing.
-    shown = await w.erin.command("sas-start")
-    record("erin starts a verification, the bot is ready; her SAS", shown)
+    # erin verifies the bot's user by emoji. First as Element's "Verify" on the bot's
+    # profile does: a new direct chat, the bot invited, the request sent at once. The bot
+    # joins (an invite to a direct chat from a team member) and answers; erin presses "They
+    # don't match": a cancel, nothing changes.
+    shown = await w.erin.command("sas-start dm")
+    record("erin starts a verification in a new direct chat; the bot is ready; her SAS", shown)
+    assert shown["room_id"] != d.room_id
+    bot.wait_for_log(f"joined {shown['room_id']} on the invite of {w.erin.ready['user']}")
     assert await sas_line(bot, 1) == element_sas(shown)
     refused = await w.erin.command("sas-mismatch")
     record("erin: they don't match", refused)
@@ -251,9 +255,10 @@ async def test_element_sees_a_cross_signed_bot(
     assert refused["bot_user"]["isVerified"] is False
     assert "verified by" not in bot.log_since_start()
 
+    # Then in the case room (any room both are in works), and the SAS matches.
     started = time.monotonic()
     shown = await w.erin.command("sas-start")
-    record("erin starts again; her SAS", shown)
+    record("erin starts again in the case room; her SAS", shown)
     # What the operator reads aloud from the bot's log is what erin's Element shows.
     logged = await sas_line(bot, 2)
     print(f"\nthe bot's log line: {logged}")

@@ -6,12 +6,17 @@ from __future__ import annotations
 import hashlib
 import logging
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import vodozemac
 from canonicaljson import encode_canonical_json
 
+from bot.app import App
+from bot.matrix.client import invite_accepted
+from bot.matrix.posts import Post
 from bot.matrix.verification import (
     ACCEPT,
     CANCEL,
@@ -30,6 +35,12 @@ from bot.matrix.verification import (
     unpadded_b64,
     verification_event,
 )
+from commands.dispatch import IncomingMessage
+from storage.db import Database
+from tests.unit.test_command_faults import CASE_ROOM, outbox_rows
+from tests.unit.test_sla_commands import MovableClock, Room
+from tests.unit.test_sla_watch import ALICE as SLA_ALICE
+from tests.unit.test_sla_watch import BOSS, at, make_config
 
 BOT = OwnIdentity("@cvdbot:example.org", "BOTDEVICE", "botdevicekeyb64", "botmasterkeyb64")
 ALICE, ALICE_DEVICE = "@alice:example.org", "ALICEPHONE"
@@ -311,3 +322,53 @@ def test_what_nio_gives_is_recognised() -> None:
         "content": {"msgtype": "m.text", "body": "!help"},
     }
     assert verification_event(text, at) is None
+
+
+# -- the direct chat Element's "Verify" makes: the bot joins, answers verification only ---------
+
+DM = "!dm-with-alice:example.org"
+
+
+def test_invites_the_bot_follows(tmp_path: Path) -> None:
+    matrix = make_config(tmp_path).matrix
+    # A team member's or manager's direct chat (Element's "Verify" on the bot's profile).
+    assert invite_accepted(matrix, DM, SLA_ALICE, direct=True)
+    assert invite_accepted(matrix, DM, BOSS, direct=True)
+    # Anyone else's direct chat, or a team member's room that is not a direct chat: no.
+    assert not invite_accepted(matrix, DM, "@mallory:example.org", direct=True)
+    assert not invite_accepted(matrix, DM, SLA_ALICE, direct=False)
+    # The case room, as before.
+    assert invite_accepted(matrix, matrix.case_room, SLA_ALICE, direct=False)
+    assert not invite_accepted(matrix, matrix.case_room, "@mallory:example.org", direct=False)
+
+
+async def test_a_command_in_a_direct_chat_is_not_run(tmp_path: Path) -> None:
+    """Commands run only in the case room: in the direct chat (or any other room) nothing
+    is queued, so no case content can be posted there."""
+    db = await Database.open(tmp_path / "cvdbot.sqlite3")
+    try:
+        room = Room(db, make_config(tmp_path), MovableClock(at(3, 10)))
+        for body in ("!help", "!list", "!show 2026-001"):
+            message = IncomingMessage(DM, f"$dm-{body}", SLA_ALICE, body, room.clock.now(), None)
+            assert await room.dispatcher.handle(message) is False
+        assert await outbox_rows(db) == []
+        # The same command in the case room is answered (the check above can fail).
+        help_ = IncomingMessage(CASE_ROOM, "$help", SLA_ALICE, "!help", room.clock.now(), None)
+        assert await room.dispatcher.handle(help_) is True
+        assert [row[0] for row in await outbox_rows(db)] == ["reply:$help"]
+    finally:
+        await db.close()
+
+
+async def test_no_could_not_decrypt_notice_outside_the_case_room(tmp_path: Path) -> None:
+    db = await Database.open(tmp_path / "cvdbot.sqlite3")
+    try:
+        app = App(make_config(tmp_path))
+        app._db = db
+        app.worker = SimpleNamespace(wake=lambda: None)  # type: ignore[assignment]
+        await app._post_notice(DM, Post.text("could not decrypt"), "undecryptable:dm")
+        assert await outbox_rows(db) == []
+        await app._post_notice(CASE_ROOM, Post.text("could not decrypt"), "undecryptable:case")
+        assert [row[0] for row in await outbox_rows(db)] == ["undecryptable:case"]
+    finally:
+        await db.close()
