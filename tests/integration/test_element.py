@@ -12,6 +12,10 @@ opens a case thread and answers in it:
 Both have cross-signing of their own, as Element sets up at first login: erin needs it to
 verify the bot's user, frank to send at all with that setting.
 
+erin, a team member, then verifies the bot's user by emoji (SAS) as Element's "Verify" does:
+first in a new direct chat, where she presses "They don't match", then in the case room,
+comparing her emojis with the bot's log line before she confirms.
+
 Each prints, per message, whether it decrypted and Element's shield for it
 (`getEncryptionInfoForEvent`), and the bot's device and user verification status. The same
 is done for a bot whose device its owner did not sign: the account has cross-signing keys the
@@ -253,6 +257,7 @@ async def test_element_sees_a_cross_signed_bot(
     assert (refused["verified"], refused["cancellation"]) == (False, "m.mismatched_sas")
     bot.wait_for_log("cancelled by them: m.mismatched_sas")
     assert refused["bot_user"]["isVerified"] is False
+    assert refused["bot_device"]["isVerified"] is False
     assert "verified by" not in bot.log_since_start()
 
     # Then in the case room (any room both are in works), and the SAS matches.
