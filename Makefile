@@ -80,7 +80,8 @@ neomutt-check: system-deps $(STAMP)
 
 # The opt-in Element check (README "Element and the bot's identity"): two team members on
 # matrix-js-sdk 37.5 with its Rust crypto (Element's SDK; Node 20 and npm, `npm ci` in
-# clients/element when node_modules is missing) watch a cross-signed bot and an unsigned one.
+# clients/element when node_modules is missing) watch a cross-signed bot and an unsigned one;
+# one of them verifies the bot by emoji (SAS), as Element's "Verify" does.
 element-check: system-deps $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider -m element -s tests/integration/test_element.py
 

@@ -23,6 +23,7 @@ from bot.matrix.case_room_guard import CaseRoomGuard
 from bot.matrix.client import MatrixAdapter, MatrixFatalError
 from bot.matrix.posts import Post, post_to_room
 from bot.matrix.undecryptable import UndecryptableEvents
+from bot.matrix.verification import Verifications, new_txn_id, verification_event
 from bot.ops.health import Liveness
 from bot.ops.http import Monitor, OpsServer
 from bot.ops.supervisor import LoopGaveUpError, end_tasks, supervise
@@ -105,6 +106,20 @@ class App:
         self._db = db
         self._undecryptable = UndecryptableEvents(
             matrix, self._post_notice, self._on_event, self.clock
+        )
+
+        async def send_verification(room_id: str, event_type: str, content: dict[str, Any]) -> None:
+            # Protocol steps, not case content: sent at once (encrypted like every post),
+            # not through the outbox; a lost one just lets the verification time out.
+            await matrix.send(room_id, content, new_txn_id(), event_type)
+
+        self._verifications = Verifications(
+            matrix.own_identity,
+            matrix.is_team,
+            send=send_verification,
+            device_key=matrix.device_ed25519,
+            master_key=matrix.published_master_key,
+            now=self.clock.now,
         )
         worker = OutboxWorker(
             db,
@@ -198,7 +213,11 @@ class App:
             log.info("cvdbot stopped")
 
     async def _on_event(self, room_id: str, event: Event) -> None:
-        if isinstance(event, RoomMessageText):
+        sent_at = datetime.fromtimestamp(event.server_timestamp / 1000, UTC)
+        verification = verification_event(event.source, sent_at)
+        if verification is not None:
+            await self._verifications.handle(room_id, verification)
+        elif isinstance(event, RoomMessageText):
             content = event.source.get("content", {})
             relates = content.get("m.relates_to") or {}
             thread_root = relates.get("event_id") if relates.get("rel_type") == "m.thread" else None
@@ -227,6 +246,10 @@ class App:
             await self._undecryptable.seen(room_id, event)
 
     async def _post_notice(self, room_id: str, post: Post, idem_key: str) -> None:
+        if room_id != self.config.matrix.case_room:
+            # A direct chat (for verification) or the digest room: no commands run there,
+            # so a "could not decrypt" notice would only add noise. The log has it.
+            return
         async with self._db.transaction() as conn:
             await post_to_room(conn, room_id, post, idem_key=idem_key, now=self.clock.now())
         self.worker.wake()

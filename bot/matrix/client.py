@@ -42,8 +42,9 @@ from nio import (
 )
 
 from bot.config import MatrixConfig
-from bot.matrix.cross_signing import CrossSigning, KeyFile, Outcome
+from bot.matrix.cross_signing import CrossSigning, KeyFile, Outcome, Request, key_of
 from bot.matrix.failures import Failure, classify_response, describe, is_transport_error
+from bot.matrix.verification import OwnIdentity
 from bot.ops.health import Liveness
 from bot.policy.room_trust import RoomView, is_trusted
 from storage import sync_state
@@ -125,6 +126,18 @@ def load_session(config: MatrixConfig) -> Session | None:
 def cross_signing_for(client: AsyncClient, config: MatrixConfig) -> CrossSigning:
     """The cross-signing steps for `client`'s device, talking through its HTTP session."""
     store = Path(config.store_path)
+    return CrossSigning(
+        raw_request(client),
+        KeyFile(store, pickle_key(store), config.user_id),
+        user_id=client.user_id,
+        device_id=client.device_id,
+        device_ed25519=client.olm.account.identity_keys["ed25519"],
+        password=config.password.get_secret_value(),
+    )
+
+
+def raw_request(client: AsyncClient) -> Request:
+    """A client-server API call through `client`'s HTTP session: what nio has no call for."""
 
     async def request(method: str, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         response = await client.send(
@@ -143,14 +156,20 @@ def cross_signing_for(client: AsyncClient, config: MatrixConfig) -> CrossSigning
                 answer = {}
         return response.status, answer if isinstance(answer, dict) else {}
 
-    return CrossSigning(
-        request,
-        KeyFile(store, pickle_key(store), config.user_id),
-        user_id=client.user_id,
-        device_id=client.device_id,
-        device_ed25519=client.olm.account.identity_keys["ed25519"],
-        password=config.password.get_secret_value(),
-    )
+    return request
+
+
+def invite_accepted(
+    config: MatrixConfig, room_id: str, inviter: str | None, *, direct: bool
+) -> bool:
+    """Invites the bot follows: a team member's or manager's to the case room or the digest
+    room, or to a direct chat (`is_direct`), which is where Element's "Verify" on the bot's
+    profile sends its request. Commands run only in the case room (CommandDispatcher.handle)
+    and nothing of a case is posted anywhere else, so in a direct chat the bot does nothing
+    but answer verification requests."""
+    if inviter not in set(config.team) | set(config.managers):
+        return False
+    return direct or room_id in {config.case_room, config.digest_room}
 
 
 class MatrixAdapter:
@@ -177,6 +196,9 @@ class MatrixAdapter:
         self._case_room_left: RoomMemberEvent | None = None
         self._case_room_changed_by: str | None = None
         self._saved_token: str | None = None
+        # The account's master key when the bot holds it (cross-signing worked): its
+        # verification MAC covers it, so a completed verification verifies the bot's user.
+        self.master_key: str | None = None
 
     # -- identity ---------------------------------------------------------------------------
 
@@ -336,6 +358,7 @@ class MatrixAdapter:
         if status.outcome is Outcome.FOREIGN:
             log.error("%s", status.describe())
         else:
+            self.master_key = status.master_key
             log.info("%s", status.describe())
 
     async def _first_sync(self) -> None:
@@ -540,7 +563,7 @@ class MatrixAdapter:
 
     async def _handle_invite(self, room_id: str, invite_state: list[Any]) -> None:
         assert self.client is not None
-        inviter = None
+        inviter, direct = None, False
         for event in invite_state:
             if (
                 isinstance(event, InviteMemberEvent)
@@ -548,9 +571,8 @@ class MatrixAdapter:
                 and event.membership == "invite"
             ):
                 inviter = event.sender
-        allowed_rooms = {self._config.case_room, self._config.digest_room}
-        allowed_people = set(self._config.team) | set(self._config.managers)
-        if room_id not in allowed_rooms or inviter not in allowed_people:
+                direct = (event.content or {}).get("is_direct") is True
+        if not invite_accepted(self._config, room_id, inviter, direct=direct):
             log.info("ignoring invite to %s from %s", room_id, inviter)
             return
         response = await self.client.join(room_id)
@@ -558,6 +580,42 @@ class MatrixAdapter:
             log.warning("could not join %s: %s", room_id, response.message)
         else:
             log.info("joined %s on the invite of %s", room_id, inviter)
+
+    # -- verification (bot/matrix/verification.py) ------------------------------------------
+
+    def own_identity(self) -> OwnIdentity:
+        client = self.client
+        assert client is not None and client.olm is not None
+        return OwnIdentity(
+            client.user_id,
+            client.device_id,
+            client.olm.account.identity_keys["ed25519"],
+            self.master_key,
+        )
+
+    def is_team(self, user_id: str) -> bool:
+        return user_id in self._config.team or user_id in self._config.managers
+
+    async def device_ed25519(self, user_id: str, device_id: str) -> str | None:
+        """A device's Ed25519 key from nio's device store, queried first when unknown (a
+        device created moments ago, as a new Element login is)."""
+        client = self.client
+        assert client is not None and client.olm is not None
+        if device_id not in client.device_store[user_id]:
+            async with self._keys_lock:
+                client.olm.users_for_key_query.add(user_id)
+                await client.keys_query()
+        device = client.device_store[user_id].get(device_id)
+        return device.ed25519 if device is not None and not device.deleted else None
+
+    async def published_master_key(self, user_id: str) -> str | None:
+        """A user's published cross-signing master key (nio does not keep these)."""
+        assert self.client is not None
+        status, answer = await raw_request(self.client)(
+            "POST", "/_matrix/client/v3/keys/query", {"device_keys": {user_id: []}}
+        )
+        master = (answer.get("master_keys") or {}).get(user_id) if status == 200 else None
+        return key_of(master) if isinstance(master, dict) else None
 
     async def _check_case_room(self) -> None:
         assert self.client is not None
@@ -609,8 +667,15 @@ class MatrixAdapter:
 
     # -- send -------------------------------------------------------------------------------
 
-    async def send(self, room_id: str, content: dict[str, Any], txn_id: str) -> str:
-        """Send one message; the same `txn_id` from this device is deduplicated by Synapse.
+    async def send(
+        self,
+        room_id: str,
+        content: dict[str, Any],
+        txn_id: str,
+        event_type: str = "m.room.message",
+    ) -> str:
+        """Send one message (or another room event: verification steps); the same `txn_id`
+        from this device is deduplicated by Synapse.
 
         The key work and the encryption run one at a time (under the keys lock); the request
         itself does not, so the outbox's sends for different cases overlap (the round trip to
@@ -622,9 +687,9 @@ class MatrixAdapter:
             raise MatrixSendError(f"not joined to {room_id} (yet)")
         try:
             async with self._keys_lock:
-                event_type, body = await self._sealed_for(room_id, content)
+                sealed_type, body = await self._sealed_for(room_id, content, event_type)
             method, path, data = Api.room_send(
-                client.access_token, room_id, event_type, body, txn_id
+                client.access_token, room_id, sealed_type, body, txn_id
             )
             # What nio's room_send does after encrypting; called directly so that the
             # encryption above stays under the lock and the request does not.
@@ -638,7 +703,7 @@ class MatrixAdapter:
         return str(response.event_id)
 
     async def _sealed_for(
-        self, room_id: str, content: dict[str, Any]
+        self, room_id: str, content: dict[str, Any], event_type: str = "m.room.message"
     ) -> tuple[str, dict[str, Any]]:
         """The event type and content to send: encrypted for an encrypted room, after the
         steps nio's room_send takes first (members synced, device keys queried, the room key
@@ -650,15 +715,15 @@ class MatrixAdapter:
             await client.keys_query()
         room = client.rooms[room_id]
         if client.olm is None or not room.encrypted:
-            return "m.room.message", content
+            return event_type, content
         if not room.members_synced:
             await client.joined_members(room_id)
             if client.should_query_keys:
                 await client.keys_query()
         if client.olm.should_share_group_session(room_id):
             await self._share_room_key(room_id)
-        event_type, sealed = client.encrypt(room_id, "m.room.message", content)
-        return str(event_type), sealed
+        sealed_type, sealed = client.encrypt(room_id, event_type, content)
+        return str(sealed_type), sealed
 
     async def _share_room_key(self, room_id: str) -> None:
         """Send the room's outbound key to every member device, and count it as shared only

@@ -15,11 +15,16 @@
 //                       getUserVerificationStatus.
 //   status              only the bot's device and user verification status.
 //   pin                 CryptoApi.pinCurrentUserIdentity(bot)
-//   verify              signs the bot's master key with this user's user-signing key (needs
-//                       --cross-sign-self): the signature an interactive (emoji) verification
-//                       ends with. matrix-js-sdk has no public call for it, so this uses the
-//                       Rust OlmMachine's OtherUserIdentity.verify() under the CryptoApi.
 //   send TEXT           sends TEXT to the room (encrypted); answers with its event ID.
+//   sas-start [dm]      an in-room verification request to the bot
+//                       (CryptoApi.requestVerificationDM) in the case room, or with `dm` in a
+//                       new direct chat with the bot, made as Element's "Verify" on the bot's
+//                       profile makes it (encrypted, is_direct, the bot invited, the request
+//                       sent at once); waits for the bot's ready, starts m.sas.v1 and answers
+//                       with the SAS the verifier shows (emoji with names, decimals).
+//   sas-confirm         "They match": confirms the SAS, waits until the verification is done
+//                       (or cancelled) and answers with the outcome and the bot's status.
+//   sas-mismatch        "They don't match": cancels the verification instead.
 //
 // On end of input it logs the device out and exits. Diagnostics go to stderr.
 import { parseArgs } from "node:util";
@@ -32,8 +37,10 @@ import {
     EventShieldColour,
     EventShieldReason,
     OnlySignedDevicesIsolationMode,
+    VerificationPhase,
+    VerificationRequestEvent,
+    VerifierEvent,
 } from "matrix-js-sdk/lib/crypto-api/index.js";
-import * as RustSdkCryptoJs from "@matrix-org/matrix-sdk-crypto-wasm";
 
 const { values: args } = parseArgs({
     options: {
@@ -165,6 +172,90 @@ async function inspect(eventId) {
     };
 }
 
+// The SAS verification in progress: its request, verifier, SAS callbacks and verify() promise.
+let sas = null;
+
+function untilPhase(request, phases, timeoutMs) {
+    return new Promise((resolve, reject) => {
+        const check = () => {
+            if (phases.includes(request.phase)) {
+                request.off(VerificationRequestEvent.Change, check);
+                clearTimeout(timer);
+                resolve(request.phase);
+            }
+        };
+        const timer = setTimeout(() => {
+            request.off(VerificationRequestEvent.Change, check);
+            reject(new Error(`phase ${VerificationPhase[request.phase]} after ${timeoutMs} ms`));
+        }, timeoutMs);
+        request.on(VerificationRequestEvent.Change, check);
+        check();
+    });
+}
+
+async function directChat() {
+    const { room_id: roomId } = await client.createRoom({
+        preset: "trusted_private_chat",
+        is_direct: true,
+        invite: [args.bot],
+        initial_state: [
+            { type: "m.room.encryption", state_key: "", content: { algorithm: "m.megolm.v1.aes-sha2" } },
+        ],
+    });
+    for (let i = 0; i < 100 && !client.getRoom(roomId); i++) await sleep(100);
+    return roomId;
+}
+
+async function sasStart(where) {
+    const started = Date.now();
+    const roomId = where === "dm" ? await directChat() : args.room;
+    const request = await crypto.requestVerificationDM(args.bot, roomId);
+    await untilPhase(request, [VerificationPhase.Ready, VerificationPhase.Cancelled], 30000);
+    if (request.phase !== VerificationPhase.Ready) {
+        return { phase: VerificationPhase[request.phase], cancellation: request.cancellationCode };
+    }
+    const readyMs = Date.now() - started;
+    const verifier = await request.startVerification("m.sas.v1");
+    const shown = new Promise((resolve) => verifier.once(VerifierEvent.ShowSas, resolve));
+    const outcome = verifier.verify().then(
+        () => ({ verified: true, error: null }),
+        (exc) => ({ verified: false, error: String(exc) }),
+    );
+    const callbacks = await Promise.race([
+        shown,
+        outcome.then((o) => {
+            throw new Error(`verification ended before the SAS: ${o.error}`);
+        }),
+    ]);
+    sas = { request, verifier, callbacks, outcome };
+    return {
+        room_id: roomId,
+        transaction_id: request.transactionId,
+        ready_ms: readyMs,
+        sas_ms: Date.now() - started,
+        emoji: callbacks.sas.emoji ?? null,
+        decimal: callbacks.sas.decimal ?? null,
+    };
+}
+
+async function sasFinish(confirm) {
+    const started = Date.now();
+    if (confirm) {
+        await sas.callbacks.confirm();
+    } else {
+        sas.callbacks.mismatch();
+    }
+    const outcome = await sas.outcome;
+    const result = {
+        ...outcome,
+        done_ms: Date.now() - started,
+        phase: VerificationPhase[sas.request.phase],
+        cancellation: sas.request.cancellationCode ?? null,
+    };
+    sas = null;
+    return result;
+}
+
 async function handle(line) {
     const [command, ...rest] = line.trim().split(/\s+/);
     if (command === "report") {
@@ -181,25 +272,10 @@ async function handle(line) {
             error = String(exc);
         }
         out({ command, error, ...(await verificationStatus()) });
-    } else if (command === "verify") {
-        // Private to matrix-js-sdk's RustCrypto; the same OlmMachine Element's crypto uses.
-        const machine = crypto.olmMachine;
-        const identity = await machine.getIdentity(new RustSdkCryptoJs.UserId(args.bot));
-        let error = null;
-        if (!identity) {
-            error = "no identity known for the bot";
-        } else {
-            try {
-                const request = await identity.verify();
-                await crypto.outgoingRequestProcessor.makeOutgoingRequest(request);
-            } catch (exc) {
-                error = String(exc);
-            }
-            identity.free();
-        }
-        // Our own device list query brings the new signature back from the server.
-        await crypto.getUserDeviceInfo([args.bot, login.user_id], true);
-        out({ command, error, ...(await verificationStatus()) });
+    } else if (command === "sas-start") {
+        out({ command, ...(await sasStart(rest[0])) });
+    } else if (command === "sas-confirm" || command === "sas-mismatch") {
+        out({ command, ...(await sasFinish(command === "sas-confirm")), ...(await verificationStatus()) });
     } else if (command === "send") {
         const text = line.trim().slice("send".length).trim();
         const { event_id } = await client.sendMessage(args.room, { msgtype: "m.text", body: text });

@@ -12,6 +12,10 @@ opens a case thread and answers in it:
 Both have cross-signing of their own, as Element sets up at first login: erin needs it to
 verify the bot's user, frank to send at all with that setting.
 
+erin, a team member, then verifies the bot's user by emoji (SAS) as Element's "Verify" does:
+first in a new direct chat, where she presses "They don't match", then in the case room,
+comparing her emojis with the bot's log line before she confirms.
+
 Each prints, per message, whether it decrypted and Element's shield for it
 (`getEncryptionInfoForEvent`), and the bot's device and user verification status. The same
 is done for a bot whose device its owner did not sign: the account has cross-signing keys the
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -35,7 +40,7 @@ import pytest
 import pytest_asyncio
 
 from bot.matrix.cross_signing import CrossSigningKeys
-from tests.harness.bot import CvdDeployment
+from tests.harness.bot import BotProcess, CvdDeployment
 from tests.harness.element import ElementClient, ensure_installed
 from tests.harness.published_keys import http
 from tests.harness.quiescence import wait_quiescent
@@ -68,11 +73,13 @@ async def element_clients() -> AsyncIterator[list[ElementClient]]:
 
 
 async def watch(
-    d: CvdDeployment, make_user: MakeUser, started: list[ElementClient], logs: Path
+    d: CvdDeployment,
+    people: dict[str, tuple[str, str]],
+    started: list[ElementClient],
+    logs: Path,
 ) -> Watchers:
-    """Two new team members in the case room, each on a matrix-js-sdk device."""
+    """Two new members in the case room (erin and frank), each on a matrix-js-sdk device."""
     bot_device = json.loads((d.store_path / "session.json").read_text())["device_id"]
-    people = {name: make_user(name) for name in ("erin", "frank")}
     for user, _ in people.values():
         await d.team.invite(d.room_id, user)
     clients = {}
@@ -143,6 +150,24 @@ async def until_status(
         await asyncio.sleep(0.2)
 
 
+def element_sas(shown: dict[str, Any]) -> str:
+    """The SAS erin's client shows, in the form of the bot's log line."""
+    assert shown.get("emoji") and shown.get("decimal"), shown
+    emojis = ", ".join(f"{emoji} {name}" for emoji, name in shown["emoji"])
+    return f"{emojis} | {' '.join(str(d) for d in shown['decimal'])}"
+
+
+async def sas_line(bot: BotProcess, nth: int, timeout: float = 20) -> str:
+    """The SAS of the bot's `nth` "compare these with Element" log line, once it is there."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = re.findall(r"compare these with Element: (.*)", bot.log_since_start())
+        if len(lines) >= nth:
+            return lines[nth - 1].strip()
+        assert time.monotonic() < deadline, f"the bot logged {len(lines)} SAS lines"
+        await asyncio.sleep(0.1)
+
+
 def record(what: str, answer: dict[str, Any]) -> None:
     """Printed under `-s` (`make element-check`): the README quotes these values."""
     print(f"\n{what}: {json.dumps(answer)}")
@@ -171,9 +196,12 @@ async def test_element_sees_a_cross_signed_bot(
     make_deployment: MakeDeployment, make_user: MakeUser, element_clients: list[ElementClient]
 ) -> None:
     d = await make_deployment()
+    people = {name: make_user(name) for name in ("erin", "frank")}
+    # erin is on the team (the bot answers verification requests only from the team).
+    d.extra_team.append(people["erin"][0])
     bot = d.start_bot()
     bot.wait_for_log("cross-signing created")
-    w = await watch(d, make_user, element_clients, d.workdir)
+    w = await watch(d, people, element_clients, d.workdir)
     bot_events, alice_events = await thread_of_one_report(d, "XSS in parking permit search")
 
     erin = await w.erin.report(bot_events + alice_events)
@@ -216,21 +244,58 @@ async def test_element_sees_a_cross_signed_bot(
     record("erin pins the bot's identity", pinned)
     assert pinned["error"] is None
     assert pinned["bot_device"] == erin["bot_device"] and pinned["bot_user"] == erin["bot_user"]
-    # erin signs the bot's master key with her user-signing key (what a completed emoji
-    # verification does): the bot's user and then its device count as verified.
-    verified = await w.erin.command("verify")
-    assert verified["error"] is None, verified
+    # erin verifies the bot's user by emoji. First as Element's "Verify" on the bot's
+    # profile does: a new direct chat, the bot invited, the request sent at once. The bot
+    # joins (an invite to a direct chat from a team member) and answers; erin presses "They
+    # don't match": a cancel, nothing changes.
+    shown = await w.erin.command("sas-start dm")
+    record("erin starts a verification in a new direct chat; the bot is ready; her SAS", shown)
+    assert shown["room_id"] != d.room_id
+    bot.wait_for_log(f"joined {shown['room_id']} on the invite of {w.erin.ready['user']}")
+    assert await sas_line(bot, 1) == element_sas(shown)
+    refused = await w.erin.command("sas-mismatch")
+    record("erin: they don't match", refused)
+    assert (refused["verified"], refused["cancellation"]) == (False, "m.mismatched_sas")
+    bot.wait_for_log("cancelled by them: m.mismatched_sas")
+    assert refused["bot_user"]["isVerified"] is False
+    assert refused["bot_device"]["isVerified"] is False
+    assert "verified by" not in bot.log_since_start()
+
+    # Then in the case room (any room both are in works), and the SAS matches.
+    started = time.monotonic()
+    shown = await w.erin.command("sas-start")
+    record("erin starts again in the case room; her SAS", shown)
+    # What the operator reads aloud from the bot's log is what erin's Element shows.
+    logged = await sas_line(bot, 2)
+    print(f"\nthe bot's log line: {logged}")
+    assert logged == element_sas(shown)
+    confirmed = await w.erin.command("sas-confirm")
+    record("erin: they match", confirmed)
+    assert confirmed["verified"] is True and confirmed["phase"] == "Done", confirmed
+    bot.wait_for_log(f"verified by {w.erin.ready['user']} (device {w.erin.ready['device']})")
+    # Her client signs the bot's master key with her user-signing key: the bot's user and
+    # then its device count as verified.
     status, seconds = await until_status(
         w.erin, lambda s: bool(s["bot_user"]["isVerified"] and s["bot_device"]["isVerified"])
     )
-    record(f"erin verified the bot's master key ({seconds:.1f} s later)", status)
+    record(
+        f"erin verified the bot by emoji ({time.monotonic() - started:.1f} s from request to "
+        f"verified, {seconds:.1f} s after done)",
+        status,
+    )
     assert status["bot_user"] == {
         "isVerified": True,
         "isCrossSigningVerified": True,
         "wasCrossSigningVerified": True,
         "needsUserApproval": False,
     }
-    assert status["bot_device"] == {**unverified, "crossSigningVerified": True, "isVerified": True}
+    # The device is verified both ways: by the SAS itself (local) and through the master key.
+    assert status["bot_device"] == {
+        "signedByOwner": True,
+        "crossSigningVerified": True,
+        "localVerified": True,
+        "isVerified": True,
+    }
     after = await w.erin.report(bot_events)
     record("erin after verifying", after)
     # Element's event shield has no green: a verified sender's messages show none, as before.
@@ -251,7 +316,8 @@ async def test_element_before_and_after_the_bot_signs_its_device(
     assert status_code == 200, answer
     bot = d.start_bot()
     bot.wait_for_log("cross-signing keys this bot does not hold")
-    w = await watch(d, make_user, element_clients, d.workdir)
+    people = {name: make_user(name) for name in ("erin", "frank")}
+    w = await watch(d, people, element_clients, d.workdir)
     bot_events, _ = await thread_of_one_report(d, "SQL injection in the waste calendar")
 
     erin = await w.erin.report(bot_events)
