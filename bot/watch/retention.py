@@ -10,8 +10,9 @@ In one transaction per case, with the posts that announce it:
 * the audit log keeps who ran which step and when, without report text
   (bot/policy/retention.py); the stored payloads of what was sent are replaced;
 * every event the bot posted for the case (root, report text, follow-ups, attachments,
-  answers, status cards) is redacted through the outbox, once each, and the thread is told
-  what was deleted and when.
+  answers, status cards) is redacted through the outbox, once each, and so are the overdue
+  alerts about it in the managers' room (they quote the subject); the thread is told what
+  was deleted and when.
 
 The root and the command answers are redacted too, not only the report text: the root
 carries the subject and the reporter's address, and answers and status cards quote the
@@ -81,7 +82,12 @@ def promise_lines(case: Case, tz: ZoneInfo) -> list[str]:
 
 
 def deletion_note(
-    stub: Case, mails: list[retention.DeletedMail], targets: int, redacted: int, tz: ZoneInfo
+    stub: Case,
+    mails: list[retention.DeletedMail],
+    targets: int,
+    redacted: int,
+    escalations: int,
+    tz: ZoneInfo,
 ) -> str:
     assert stub.data_deleted_at is not None
     incoming = sum(mail.direction == "in" for mail in mails)
@@ -93,6 +99,14 @@ def deletion_note(
         "• the reporter's name, address and key; the report's subject and text; the team's "
         f"texts to the reporter; {targets} host(s)/URL(s)",
         f"• {redacted} of my messages in this thread (redacted)",
+        *(
+            [
+                f"• {escalations} overdue alert(s) in the managers' room, which named the subject "
+                "(redacted)"
+            ]
+            if escalations
+            else []
+        ),
         "What stays: the case ID, dates, severity "
         f"({stub.severity or 'none recorded'}), outcome ({stub.outcome or 'none'}), "
         "whether each promise was kept, and the audit log of who ran which step (!history).",
@@ -145,6 +159,7 @@ class RetentionWatch:
         except TransitionError:
             return False
         events = await retention.sent_matrix_events(conn, case_id)
+        escalations = await retention.sent_escalations(conn, case_id)
         mails = await retention.delete_mails(conn, case_id, now)
         targets = await retention.delete_intake_details(conn, case_id)
         await retention.delete_decisions_text(conn, case_id)
@@ -162,10 +177,11 @@ class RetentionWatch:
                 "mails_sha256": [mail.sha256 for mail in mails],
                 "targets": targets,
                 "redacted": len(events),
+                "escalations_redacted": len(escalations),
             },
         )
-        room = self._config.matrix.case_room
-        for event_id in events:
+        case_room = self._config.matrix.case_room
+        for room, event_id in [(case_room, event) for event in events] + escalations:
             await payloads.enqueue(
                 conn,
                 Redaction(room, event_id, REDACTION_REASON),
@@ -173,7 +189,7 @@ class RetentionWatch:
                 case_id=case_id,
                 now=now,
             )
-        note = deletion_note(stub, mails, targets, len(events), self._tz)
+        note = deletion_note(stub, mails, targets, len(events), len(escalations), self._tz)
         await post_to_case(
             conn, case_id, Post.text(note), idem_key=f"data-deleted:{case_id}", now=now
         )

@@ -19,6 +19,7 @@ import pytest
 
 from bot.case_export import build_record, load_case, render_json, render_markdown
 from bot.mailout.compose import ReporterMailContext, render_reporter_mail
+from bot.matrix.posts import Post, post_to_room
 from bot.matrix.render import local
 from bot.outbox.payloads import DELETED_PAYLOAD, ThreadPost, decode, enqueue
 from bot.pgp.gpg import Pgp
@@ -236,6 +237,19 @@ async def test_the_retention_job_leaves_a_stub_and_nothing_of_the_report(
             row = await cur.fetchone()
         assert row is not None
         await outbox.mark_sent(conn, row[0], "$posted", at(3, 9))
+        # Overdue alerts in the managers' room quote the subject: this case's and another's.
+        for about, event_id in ((case.id, "$escalated"), ("CVD-2026-9999", "$other-case")):
+            await post_to_room(
+                conn,
+                "!digest:example.org",
+                Post.text(f"Overdue: {about} Subject: {secret if about == case.id else 'x'}"),
+                idem_key=f"escalate:{about}:acknowledge@20260305T170000",
+                now=at(5, 9),
+            )
+            await conn.execute(
+                "UPDATE outbox SET state = 'sent', result = ? WHERE idem_key = ?",
+                (event_id, f"escalate:{about}:acknowledge@20260305T170000"),
+            )
     for command, sender in (
         ("!ack", ALICE),
         # A preview, never sent (no key for Eva: Room.keys is empty, so it would be signed).
@@ -334,8 +348,19 @@ async def test_the_retention_job_leaves_a_stub_and_nothing_of_the_report(
             json.loads(p)
             for (p,) in conn.execute("SELECT payload FROM outbox WHERE idem_key LIKE 'redact:%'")
         ]
-        assert {r["event_id"] for r in redactions} >= {"$posted"}
+        assert {r["event_id"] for r in redactions} >= {"$posted", "$escalated"}
         assert all(r["kind"] == "redaction" for r in redactions)
+        rooms = {r["event_id"]: r["room_id"] for r in redactions}
+        assert rooms["$escalated"] == "!digest:example.org"
+        assert rooms["$posted"] == room.dispatcher._config.matrix.case_room  # noqa: SLF001
+        assert "$other-case" not in rooms, "another case's alert stays"
+        [note] = [
+            json.loads(p)["body"]
+            for (p,) in conn.execute(
+                "SELECT payload FROM outbox WHERE idem_key = ?", (f"data-deleted:{case.id}",)
+            )
+        ]
+        assert "• 1 overdue alert(s) in the managers' room, which named the subject" in note
         kinds = [
             k for (k,) in conn.execute("SELECT kind FROM case_events WHERE case_id = ?", (case.id,))
         ]
