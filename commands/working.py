@@ -30,8 +30,7 @@ MAX_NOTE_CHARS = 4000
 async def assign_command(ctx: CommandContext, who: str) -> Post:
     case = ctx.the_case
     config = ctx.services.config.matrix
-    eligible = [*config.team, *config.managers]
-    assignee = resolve_assignee(who, ctx.sender, eligible)
+    assignee = resolve_assignee(who, ctx.sender, config.team_and_managers)
     previous = case.assignee
     await ctx.save(assign(case, assignee), "assigned", assignee=assignee, previous=previous)
     if assignee is None:

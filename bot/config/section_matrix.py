@@ -63,6 +63,11 @@ class MatrixConfig(BaseModel):
         return value
 
     @property
+    def team_and_managers(self) -> tuple[str, ...]:
+        """Everyone who works cases: who may be assigned, invite the bot, verify it."""
+        return (*self.team, *self.managers)
+
+    @property
     def server_name(self) -> str:
         """The bot's own server name: the part of user_id after the first ':'."""
         return self.user_id.split(":", 1)[1]

@@ -167,7 +167,7 @@ def invite_accepted(
     profile sends its request. Commands run only in the case room (CommandDispatcher.handle)
     and nothing of a case is posted anywhere else, so in a direct chat the bot does nothing
     but answer verification requests."""
-    if inviter not in set(config.team) | set(config.managers):
+    if inviter not in config.team_and_managers:
         return False
     return direct or room_id in {config.case_room, config.digest_room}
 
@@ -594,7 +594,7 @@ class MatrixAdapter:
         )
 
     def is_team(self, user_id: str) -> bool:
-        return user_id in self._config.team or user_id in self._config.managers
+        return user_id in self._config.team_and_managers
 
     async def device_ed25519(self, user_id: str, device_id: str) -> str | None:
         """A device's Ed25519 key from nio's device store, queried first when unknown (a

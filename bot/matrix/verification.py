@@ -24,7 +24,6 @@ Pure protocol logic here; the Matrix I/O comes in as small callbacks (see `Verif
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import logging
@@ -36,6 +35,8 @@ from typing import Any
 
 import vodozemac
 from canonicaljson import encode_canonical_json
+
+from bot.matrix.cross_signing import unpadded_b64
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,9 @@ SAS_KINDS = ("emoji", "decimal")
 # its request (the spec's timeout for a verification).
 TIMEOUT = timedelta(minutes=10)
 
-# The spec's emoji table ("SAS method: emoji"), index -> (emoji, English name).
+# The spec's emoji table ("SAS method: emoji"), index -> (emoji, English name). Not nio's
+# `Sas.emoji`: it names three of them differently (Wrench, Thumbs up, Airplane) from the spec
+# and Element (Spanner, Thumbs Up, Aeroplane), and the operator reads these names aloud.
 EMOJI: tuple[tuple[str, str], ...] = (
     ("🐶", "Dog"), ("🐱", "Cat"), ("🦁", "Lion"), ("🐎", "Horse"), ("🦄", "Unicorn"),
     ("🐷", "Pig"), ("🐘", "Elephant"), ("🐰", "Rabbit"), ("🐼", "Panda"), ("🐓", "Rooster"),
@@ -77,10 +80,6 @@ EMOJI: tuple[tuple[str, str], ...] = (
     ("🏆", "Trophy"), ("⚽", "Ball"), ("🎸", "Guitar"), ("🎺", "Trumpet"), ("🔔", "Bell"),
     ("⚓", "Anchor"), ("🎧", "Headphones"), ("📁", "Folder"), ("📌", "Pin"),
 )  # fmt: skip
-
-
-def unpadded_b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii").rstrip("=")
 
 
 def commitment(public_key: str, start_content: dict[str, Any]) -> str:

@@ -16,6 +16,7 @@ from canonicaljson import encode_canonical_json
 
 from bot.app import App
 from bot.matrix.client import invite_accepted
+from bot.matrix.cross_signing import unpadded_b64
 from bot.matrix.posts import Post
 from bot.matrix.verification import (
     ACCEPT,
@@ -32,7 +33,6 @@ from bot.matrix.verification import (
     Verifications,
     mac_info_base,
     sas_info,
-    unpadded_b64,
     verification_event,
 )
 from commands.dispatch import IncomingMessage
