@@ -52,15 +52,15 @@ async def sent_matrix_events(conn: aiosqlite.Connection, case_id: str) -> list[s
         return [str(row[0]) for row in await cur.fetchall()]
 
 
-async def sent_escalations(conn: aiosqlite.Connection, case_id: str) -> list[tuple[str, str]]:
-    """(room, event ID) of the deadline escalations the bot posted about the case in the
-    managers' room (bot/watch/deadline_warnings.py): they quote the report's subject. Read
-    before `scrub_outbox` empties their payloads, which name the room."""
+async def sent_room_posts(conn: aiosqlite.Connection, key_prefix: str) -> list[tuple[str, str]]:
+    """(room, event ID) of the sent room posts whose outbox key starts with `key_prefix` (a
+    case's overdue alerts in the managers' room, which quote its subject). Read before
+    `scrub_outbox` empties their payloads, which name the room."""
     async with conn.execute(
         "SELECT json_extract(payload, '$.room_id'), result FROM outbox"
-        " WHERE idem_key LIKE ? AND channel = 'matrix' AND state = 'sent'"
+        " WHERE substr(idem_key, 1, ?) = ? AND channel = 'matrix' AND state = 'sent'"
         " AND result LIKE '$%' ORDER BY id",
-        (f"escalate:{case_id}:%",),
+        (len(key_prefix), key_prefix),
     ) as cur:
         rows = await cur.fetchall()
     return [(str(room), str(event)) for room, event in rows if room]

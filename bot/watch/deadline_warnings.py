@@ -300,8 +300,8 @@ class SlaWatch:
                 parts.append(f"<p>For {mention_html}</p>")
             return "".join(parts)
 
-        key = "escalate:{}:{}".format(
-            case.id, "+".join(sorted(f"{p.promise}@{p.due:%Y%m%dT%H%M%S}" for p in overdue))
+        key = escalation_key_prefix(case.id) + "+".join(
+            sorted(f"{p.promise}@{p.due:%Y%m%dT%H%M%S}" for p in overdue)
         )
         await post_to_room(
             conn,
@@ -312,6 +312,12 @@ class SlaWatch:
             mentions=managers,
             unencrypted=Post("\n".join(bare_lines), as_html(False)),
         )
+
+
+def escalation_key_prefix(case_id: str) -> str:
+    """The start of the outbox key of every overdue alert about the case (the deletion of its
+    data finds them by it: bot/watch/retention.py)."""
+    return f"escalate:{case_id}:"
 
 
 async def forget_future_fix_warnings(

@@ -46,6 +46,7 @@ from bot.outbox.payloads import Redaction
 from bot.pgp.gpg import Pgp
 from bot.policy.lifecycle import Case, TransitionError, deletion_due, strip_personal_data
 from bot.policy.promises import PROMISES
+from bot.watch.deadline_warnings import escalation_key_prefix
 from storage import case_events, cases, retention
 from storage.db import Database
 
@@ -159,7 +160,7 @@ class RetentionWatch:
         except TransitionError:
             return False
         events = await retention.sent_matrix_events(conn, case_id)
-        escalations = await retention.sent_escalations(conn, case_id)
+        escalations = await retention.sent_room_posts(conn, escalation_key_prefix(case_id))
         mails = await retention.delete_mails(conn, case_id, now)
         targets = await retention.delete_intake_details(conn, case_id)
         await retention.delete_decisions_text(conn, case_id)
