@@ -43,7 +43,7 @@ from bot.matrix.cross_signing import CrossSigningKeys
 from tests.harness.bot import BotProcess, CvdDeployment
 from tests.harness.element import ElementClient, ensure_installed
 from tests.harness.published_keys import http
-from tests.harness.quiescence import wait_quiescent
+from tests.harness.quiescence import wait_quiescent, wait_quiescent_and_seen
 from tests.integration.conftest import MakeDeployment
 from tests.integration.sample_mails import ENGLISH_BODY, report
 from tests.integration.test_cross_signing import cross_sign_cli
@@ -121,7 +121,7 @@ async def thread_of_one_report(d: CvdDeployment, subject: str) -> tuple[list[str
         ),
         timeout=60,
     )
-    await wait_quiescent(d.db_path)
+    await wait_quiescent_and_seen(d.db_path, d.team, d.room_id)
     messages = d.team.messages(d.room_id, include_own=True)
     bot = [m.event_id for m in messages if m.sender == d.bot_user]
     alice = [m.event_id for m in messages if m.sender == d.team.user_id]

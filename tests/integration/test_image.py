@@ -29,7 +29,7 @@ import yaml
 from tests.harness.bot import IMAP_LINE, READY_LINE, CvdDeployment
 from tests.harness.gpg_agents import stop_agents_under
 from tests.harness.ports import free_port
-from tests.harness.quiescence import wait_quiescent
+from tests.harness.quiescence import wait_quiescent_and_seen
 from tests.integration.conftest import MakeDeployment
 from tests.integration.sample_mails import ENGLISH_BODY, report
 
@@ -181,7 +181,7 @@ async def test_the_image_checks_runs_and_stops_cleanly(
             timeout=60,
         )
         timings["report to thread"] = time.monotonic() - started
-        await wait_quiescent(d.db_path)
+        await wait_quiescent_and_seen(d.db_path, d.team, d.room_id)
         roots = [
             m for m in d.team.messages(d.room_id) if m.thread_root is None and subject in m.body
         ]

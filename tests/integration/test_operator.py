@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.harness.bot import CvdDeployment
 from tests.harness.ports import free_port
-from tests.harness.quiescence import outbox_counts, wait_quiescent
+from tests.harness.quiescence import outbox_counts, wait_quiescent, wait_quiescent_and_seen
 from tests.harness.synapse import SynapseServer
 from tests.integration.conftest import MakeDeployment
 from tests.integration.sample_mails import ENGLISH_BODY, report
@@ -277,9 +277,8 @@ async def test_backup_during_a_burst_restores_the_same_device_and_sends_nothing_
             break
         assert time.monotonic() < deadline, f"{cases} cases"
         await asyncio.sleep(0.5)
-    counts = await wait_quiescent(d.db_path, timeout=90)
+    counts = await wait_quiescent_and_seen(d.db_path, d.team, d.room_id, timeout=90)
     assert counts["sent"] == sent_before, "the restored bot has the same outbox, all sent"
-    await d.team.wait_for_sync(2)
     roots = [m for m in d.team.messages(d.room_id) if "New report" in m.body]
     subjects = sorted(re.search(r"Burst report \d\d", m.body).group(0) for m in roots)  # type: ignore[union-attr]
     assert subjects == [f"Burst report {n:02d}" for n in range(burst)], "one root per report"

@@ -12,7 +12,7 @@ import sqlite3
 
 from tests.harness.bot import CvdDeployment
 from tests.harness.person import ReceivedMessage
-from tests.harness.quiescence import wait_quiescent
+from tests.harness.quiescence import wait_quiescent, wait_quiescent_and_seen
 from tests.integration.conftest import MakeDeployment
 from tests.integration.sample_mails import ENGLISH_BODY, report
 from tests.integration.test_spine import count_in_thread, wait_in_thread, wait_root
@@ -58,7 +58,7 @@ async def test_killed_after_send_root_once_mail_again_and_order_kept_through_smt
     d.start_bot()
     await wait_in_thread(d.team, d.room_id, root, "The report:")
     await wait_in_thread(d.team, d.room_id, root, "receipt confirmation mail went to")
-    await wait_quiescent(d.db_path)
+    await wait_quiescent_and_seen(d.db_path, d.team, d.room_id)
     [(state, _, event_id)] = outbox_row(d, "root:")
     assert state == "sent" and event_id == root.event_id, "the resend got the first event"
     assert len(roots(d)) == 1
@@ -78,7 +78,7 @@ async def test_killed_after_send_root_once_mail_again_and_order_kept_through_smt
     assert len(d.smtp.messages) == 1
     d.start_bot()
     await wait_in_thread(d.team, d.room_id, root, "assessment mail went to")
-    await wait_quiescent(d.db_path)
+    await wait_quiescent_and_seen(d.db_path, d.team, d.room_id)
     first, again = d.smtp.messages
     assert again.raw == first.raw and first.message["Message-ID"] == again.message["Message-ID"]
     assert count_in_thread(d.team, d.room_id, root, "assessed as low") == 1
@@ -102,7 +102,7 @@ async def test_killed_after_send_root_once_mail_again_and_order_kept_through_smt
     assert [s for s, _, _ in outbox_row(d, "mail:")] == ["sent", "sent", "pending", "pending"]
     d.smtp.start()
     await wait_in_thread(d.team, d.room_id, second, "assessment mail went to", timeout=90)
-    await wait_quiescent(d.db_path)
+    await wait_quiescent_and_seen(d.db_path, d.team, d.room_id)
     subjects = [str(m.message["Subject"]) for m in d.smtp.messages]
     assert len(subjects) == 2, subjects
     assert "Receipt confirmation" in subjects[0] and "Assessment" in subjects[1], subjects

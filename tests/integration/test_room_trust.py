@@ -25,7 +25,7 @@ from tests.conftest import MakePerson
 from tests.harness.bot import CvdDeployment
 from tests.harness.in_process import RunningBot
 from tests.harness.person import Person, ReceivedMessage
-from tests.harness.quiescence import wait_quiescent
+from tests.harness.quiescence import wait_quiescent_and_seen
 from tests.integration.conftest import MakeDeployment
 from tests.integration.sample_mails import ENGLISH_BODY, report
 
@@ -149,7 +149,7 @@ async def test_kicked_and_public_room_hold_posts_alert_managers_and_resume_once(
     await bob.wait_for_message(
         d.room_id, lambda m: m.thread_root == root_a.event_id and "edited commands" in m.body
     )
-    await wait_quiescent(d.db_path)
+    await wait_quiescent_and_seen(d.db_path, d.team, d.room_id)
     assert len(d.smtp.messages) == 1, "exactly one receipt confirmation"
     assert in_thread(alice, d.room_id, root_a, "acknowledged by") == 1
     assert in_thread(alice, d.room_id, root_a, "already acknowledged") == 1
@@ -167,7 +167,7 @@ async def test_kicked_and_public_room_hold_posts_alert_managers_and_resume_once(
     await alice.invite(d.room_id, d.bot_user)
     await boss.wait_for_message(digest_room, lambda m: RESUMED in m.body, timeout=30)
     root_b = await wait_root(alice, d.room_id, "Directory listing on files host")
-    await wait_quiescent(d.db_path)
+    await wait_quiescent_and_seen(d.db_path, d.team, d.room_id)
     assert in_thread(alice, d.room_id, root_b, "The report:") == 1
 
     # 5. The room made public: the same, with the bot still in it; private again: resumed.
@@ -185,7 +185,7 @@ async def test_kicked_and_public_room_hold_posts_alert_managers_and_resume_once(
     )
     assert isinstance(private, RoomPutStateResponse), private
     root_c = await wait_root(alice, d.room_id, "Stack trace on error page")
-    await wait_quiescent(d.db_path)
+    await wait_quiescent_and_seen(d.db_path, d.team, d.room_id)
 
     # 6. A command sent and redacted while the bot was down is not run when it returns.
     assert d.bot is not None
@@ -197,7 +197,7 @@ async def test_kicked_and_public_room_hold_posts_alert_managers_and_resume_once(
     await alice.wait_for_message(
         d.room_id, lambda m: m.thread_root == root_c.event_id and f"{case_c}: new" in m.body
     )
-    await wait_quiescent(d.db_path)
+    await wait_quiescent_and_seen(d.db_path, d.team, d.room_id)
 
     # Counted when nothing is left to send.
     for subject in ("Open redirect in login", "Directory listing", "Stack trace on error page"):
@@ -225,7 +225,7 @@ async def test_a_database_that_refuses_writes_loses_nothing_and_recovers_without
         await bot.ready()
         d.append_mail(report(subject="Session fixation in portal", body=ENGLISH_BODY))
         root = await wait_root(alice, d.room_id, "Session fixation in portal")
-        await wait_quiescent(d.db_path)
+        await wait_quiescent_and_seen(d.db_path, d.team, d.room_id)
         position = rows(d, "SELECT uidvalidity, last_uid FROM imap_state")
         assert len(position) == 1
 
@@ -252,7 +252,7 @@ async def test_a_database_that_refuses_writes_loses_nothing_and_recovers_without
         await alice.wait_for_message(
             d.room_id, lambda m: m.thread_root == root.event_id and "acknowledged by" in m.body
         )
-        await wait_quiescent(d.db_path)
+        await wait_quiescent_and_seen(d.db_path, d.team, d.room_id)
         assert rows(d, "SELECT COUNT(*) FROM cases") == [(2,)]
         assert len(roots(alice, d.room_id, "Weak TLS on mail host")) == 1
         assert in_thread(alice, d.room_id, root, "acknowledged by") == 1

@@ -19,7 +19,7 @@ from tests.harness.dovecot import DovecotServer
 from tests.harness.person import ReceivedMessage
 from tests.harness.ports import free_port
 from tests.harness.published_keys import check_published
-from tests.harness.quiescence import wait_quiescent, wait_quiescent_and_seen
+from tests.harness.quiescence import wait_quiescent_and_seen
 from tests.harness.synapse import SynapseServer
 from tests.harness.tcp_proxy import TcpProxy
 from tests.integration.conftest import MakeDeployment
@@ -125,7 +125,7 @@ async def test_mailbox_restarted_renumbered_and_silent_loses_no_mail(
         await wait_log(bot, IMAP_LINE, occurrences=connects + 1, timeout=60)
         await wait_root(d, "Sent while the connection was silent")
 
-        await wait_quiescent(d.db_path)
+        await wait_quiescent_and_seen(d.db_path, d.team, d.room_id)
         assert count(d, "SELECT COUNT(*) FROM cases") == 5
         assert count(d, "SELECT COUNT(*) FROM mails WHERE direction = 'in'") == 5
         assert len(roots(d)) == 5, [m.body.splitlines()[0] for m in roots(d)]
@@ -216,7 +216,7 @@ async def test_homeserver_down_at_start_502_lost_token_and_silent_sync(
             d.room_id, lambda m: m.thread_root == root.event_id and "acknowledged by" in m.body
         )
         await d.smtp.wait_for_async(1, timeout=30)
-        await wait_quiescent(d.db_path)
+        await wait_quiescent_and_seen(d.db_path, d.team, d.room_id)
         assert bot.process is not None and bot.process.poll() is None, "never exited"
         assert len(roots(d)) == 1
         thread = [m for m in d.team.messages(d.room_id) if m.thread_root == root.event_id]
