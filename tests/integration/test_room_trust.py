@@ -32,11 +32,12 @@ from tests.integration.sample_mails import ENGLISH_BODY, report
 CASE_ID = re.compile(r"CVD-\d{4}-\d{4,}")
 BROKEN = "is no longer a safe place for reports"
 RESUMED = "is safe again"
-# The running bot posts a piped mail's root within this of storing it (measured: ~0.3 s;
-# without the wake-up it waits up to the outbox's 30 s idle wait).
-POSTED_WITHIN = 1.0
+# The running bot posts a piped mail's root within this of storing it (measured: 0.1 to
+# 0.3 s; without the wake-up it waits up to the outbox's 30 s idle wait). The bounds leave
+# room for a loaded 2-core CI machine and still tell a wake-up from the idle wait.
+POSTED_WITHIN = 5.0
 # `cvdbot ingest` exited -> the root decrypted by a team member's client.
-INGEST_TO_ROOT_BOUND = 2.0
+INGEST_TO_ROOT_BOUND = 8.0
 
 
 def rows(d: CvdDeployment, sql: str, *args: object) -> list[tuple[object, ...]]:
