@@ -107,28 +107,67 @@ async def wait_handled(db_path: Path, event_id: str, timeout: float = 60.0) -> N
     await _until(unhandled, timeout)
 
 
-def sent_case_room_posts(db_path: Path) -> set[str]:
-    """The event IDs of every thread root and thread post the outbox marked sent."""
+# Payload kinds the outbox posts to the case room (bot/outbox/matrix_channel.py); the
+# kinds "room" and "image" name their room in the payload. "redaction" and "deleted" (a
+# row emptied by retention) are not posts a person receives.
+CASE_ROOM_KINDS = ("root", "thread", "unsorted", "media", "file")
+ROOM_KINDS = ("room", "image")
+
+
+def sent_posts(db_path: Path, room_id: str, *, case_room: str | None = None) -> set[str]:
+    """The event IDs of every post the outbox marked sent to `room_id`. `case_room` is the
+    deployment's case room; by default `room_id` is it."""
+    case_room = room_id if case_room is None else case_room
     with sqlite3.connect(db_path) as conn:
         rows = conn.execute(
             "SELECT result FROM outbox WHERE channel = 'matrix' AND state = 'sent'"
-            " AND json_extract(payload, '$.kind') IN ('root', 'thread') AND result IS NOT NULL"
+            " AND result IS NOT NULL AND ("
+            f"  (json_extract(payload, '$.kind') IN {CASE_ROOM_KINDS} AND ? = ?)"
+            f"  OR (json_extract(payload, '$.kind') IN {ROOM_KINDS}"
+            "       AND json_extract(payload, '$.room_id') = ?))",
+            (room_id, case_room, room_id),
         ).fetchall()
     return {str(row[0]) for row in rows}
 
 
-async def wait_quiescent_and_seen(
-    db_path: Path, person: Person, room_id: str, timeout: float = 60.0
-) -> dict[str, int]:
-    """Quiescent, and `person` has received every case-room post the bot sent: their view
-    of the room is complete, so counting in it is exact (a duplicate could not still be on
-    its way to them)."""
-    counts = await wait_quiescent(db_path, timeout)
-    sent = sent_case_room_posts(db_path)
+async def wait_seen(
+    db_path: Path,
+    person: Person,
+    room_id: str,
+    *,
+    case_room: str | None = None,
+    timeout: float = 60.0,
+) -> None:
+    """Until `person` has received every post the outbox marked sent to `room_id` so far
+    (a post redacted since counts when they saw the redaction). Call it once nothing is
+    pending: their view of the room is then complete, and counting in it is exact."""
+    sent = sent_posts(db_path, room_id, case_room=case_room)
 
     def unseen() -> str | None:
-        missing = sent - {m.event_id for m in person.messages(room_id)}
-        return f"{person.user_id} has not received {sorted(missing)}" if missing else None
+        received = {m.event_id for m in person.messages(room_id)}
+        missing = sent - received - set(person.redacted(room_id))
+        if not missing:
+            return None
+        undecryptable = {e.event_id for e in person.undecryptable(room_id)} & missing
+        return (
+            f"{person.user_id} has not received {sorted(missing - undecryptable)}"
+            f" and cannot decrypt {sorted(undecryptable)}"
+        )
 
     await _until(unseen, timeout)
+
+
+async def wait_quiescent_and_seen(
+    db_path: Path,
+    person: Person,
+    room_id: str,
+    timeout: float = 60.0,
+    *,
+    case_room: str | None = None,
+) -> dict[str, int]:
+    """Quiescent, and `person` has received every post the bot sent to `room_id`: their
+    view of the room is complete, so counting in it is exact (a duplicate could not still be
+    on its way to them)."""
+    counts = await wait_quiescent(db_path, timeout)
+    await wait_seen(db_path, person, room_id, case_room=case_room, timeout=timeout)
     return counts

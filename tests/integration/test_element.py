@@ -43,7 +43,7 @@ from bot.matrix.cross_signing import CrossSigningKeys
 from tests.harness.bot import BotProcess, CvdDeployment
 from tests.harness.element import ElementClient, ensure_installed
 from tests.harness.published_keys import http
-from tests.harness.quiescence import wait_quiescent, wait_quiescent_and_seen
+from tests.harness.quiescence import wait_quiescent_and_seen
 from tests.integration.conftest import MakeDeployment
 from tests.integration.sample_mails import ENGLISH_BODY, report
 from tests.integration.test_cross_signing import cross_sign_cli
@@ -188,7 +188,7 @@ async def frank_sends_help(d: CvdDeployment, w: Watchers, answer: str) -> list[s
     while len(posts()) == before:
         assert time.monotonic() < deadline, f"the bot posted no {answer!r} for frank"
         await asyncio.sleep(0.2)
-    await wait_quiescent(d.db_path)
+    await wait_quiescent_and_seen(d.db_path, d.team, d.room_id)
     return posts()
 
 

@@ -237,4 +237,8 @@ async def test_plaintext_messages_are_recorded_but_not_matched_by_default(
     assert not got.encrypted
     with pytest.raises(TimeoutError):
         await bob.wait_for_message(room_id, lambda m: m.event_id == event_id, timeout=0.5)
+    for _ in range(300):  # her own event comes back to her in a sync of her own
+        if alice.messages(room_id, include_own=True):
+            break
+        await asyncio.sleep(0.1)
     assert [m.event_id for m in alice.messages(room_id, include_own=True)] == [event_id]

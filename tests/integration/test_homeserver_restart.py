@@ -15,7 +15,7 @@ from collections import Counter
 
 from tests.harness.bot import BotProcess, CvdDeployment
 from tests.harness.person import ReceivedMessage
-from tests.harness.quiescence import wait_quiescent
+from tests.harness.quiescence import wait_mail_read, wait_quiescent
 from tests.harness.synapse import SynapseServer
 from tests.integration.conftest import MakeDeployment
 from tests.integration.sample_mails import ENGLISH_BODY, report
@@ -101,13 +101,13 @@ async def test_synapse_restarted_mid_burst_one_thread_each_every_post_decryptabl
     late = [f"Burst {tag} late report {i}" for i in range(2)]
     try:
         synapse.stop()
-        for subject in late:
-            d.append_mail(report(subject=subject, body=ENGLISH_BODY))
+        uids = [d.append_mail(report(subject=subject, body=ENGLISH_BODY)) for subject in late]
         await wait_log(bot, "room key not shared with every device", timeout=30)
     finally:
         synapse.start()
     subjects += late
 
+    await wait_mail_read(d.db_path, max(uids))
     await wait_quiescent(d.db_path, timeout=60)
     events = sent_events(d)
     await wait_seen(d, events, timeout=30)

@@ -12,6 +12,7 @@ import pytest
 
 from bot.mailin.steps.key_trust import KEY_WAITS
 from bot.outbox.matrix_channel import UNSORTED_TITLE
+from tests.harness.quiescence import wait_quiescent, wait_quiescent_and_seen
 from tests.harness.reporter_pgp import ReporterGpg
 from tests.harness.signed_mail import bot_public_key
 from tests.integration.conftest import MakeDeployment
@@ -78,6 +79,7 @@ async def test_hidden_subject_and_a_forged_key_swap(
         assert "Fixed" in str(fake.open_mail(fixed.message)["Subject"])
         with pytest.raises(RuntimeError):
             sam.open_mail(fixed.message)
+        await wait_quiescent(d.db_path)
         assert len(d.smtp.messages) == 3
 
         # Item 5: list mail that matched no case lands in one unsorted thread, and !open
@@ -98,6 +100,7 @@ async def test_hidden_subject_and_a_forged_key_swap(
         mail_id = re.search(r"!open (\d+)", second.body).group(1)  # type: ignore[union-attr]
         await d.team.send(d.room_id, f"!open {mail_id}", thread_root=first.event_id)
         await wait_root(d.team, d.room_id, "List report 2")
+        await wait_quiescent_and_seen(d.db_path, d.team, d.room_id)
         assert d.team.undecryptable(d.room_id) == []
     finally:
         sam.close()

@@ -120,6 +120,7 @@ async def test_encrypted_report_key_media_then_encrypted_ack_and_ask(
         assert f"[{case}]" in str(ask.message["Subject"])
         assert "More information needed" in str(ask.message["Subject"])
         assert "Which form field did you use?" in assert_signed(opened(sam, ask), d, encrypted=True)
+        await wait_quiescent_and_seen(d.db_path, d.team, d.room_id)
         assert d.team.undecryptable(d.room_id) == []
     finally:
         sam.close()

@@ -5,14 +5,13 @@ takes the next report. One deployment; counted once the outbox is empty."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-import time
 
 from bot.mailin.intake_posts import QUARANTINED
 from bot.pgp.gpg import Pgp
 from tests.harness import hostile_mails
 from tests.harness.bot import CvdDeployment
+from tests.harness.quiescence import wait_quiescent_and_seen
 from tests.harness.reporter_pgp import ReporterGpg
 from tests.integration.conftest import MakeDeployment
 from tests.integration.sample_mails import ENGLISH_BODY, report
@@ -21,15 +20,6 @@ from tests.integration.sample_mails import ENGLISH_BODY, report
 def count(deployment: CvdDeployment, sql: str) -> int:
     with sqlite3.connect(deployment.db_path) as conn:
         return int(conn.execute(sql).fetchone()[0])
-
-
-async def wait_until_quiescent(deployment: CvdDeployment, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if count(deployment, "SELECT COUNT(*) FROM outbox WHERE state = 'pending'") == 0:
-            return
-        await asyncio.sleep(0.5)
-    raise TimeoutError("the outbox did not empty")
 
 
 async def test_hostile_mail_never_stops_the_bot(make_deployment: MakeDeployment) -> None:
@@ -65,7 +55,7 @@ async def test_hostile_mail_never_stops_the_bot(make_deployment: MakeDeployment)
         lambda m: m.thread_root is None and "The report after the storm" in m.body,
         timeout=120,
     )
-    await wait_until_quiescent(d)
+    await wait_quiescent_and_seen(d.db_path, d.team, d.room_id, timeout=90)
     assert count(d, "SELECT COUNT(*) FROM cases") == 6
     assert count(d, "SELECT COUNT(*) FROM quarantine") == 1
     assert count(d, "SELECT COUNT(*) FROM intake_attempts") == 0

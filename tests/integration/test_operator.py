@@ -202,14 +202,14 @@ async def test_healthz_follows_synapse_and_metrics_parse_without_content(
         assert secret not in text
 
     # stop() returns once Synapse has exited: the last completed sync is no later than that,
-    # so /healthz must fail within the limit; 1.5 s covers the probe's half-second step and
-    # the probe itself.
+    # so /healthz must fail within the limit; 4 s covers the probe's half-second step and
+    # the probe itself on a loaded CI machine, and is still far from the 20 s waited.
     synapse.stop()
     try:
         went_down, body = await wait_status(f"{base}/healthz", 503, stall + 20)
     finally:
         synapse.start()
-    assert went_down <= stall + 1.5, f"unhealthy only after {went_down:.1f} s"
+    assert went_down <= stall + 4, f"unhealthy only after {went_down:.1f} s"
     failed = [line.split(":")[0] for line in body.splitlines() if line.startswith("FAILED")]
     # The outbox may fail too (posts queued just before the stop cannot leave); the mailbox
     # has nothing to do with the homeserver.

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from tests.harness.bot import CvdDeployment
 from tests.harness.person import Person, ReceivedMessage
-from tests.harness.quiescence import wait_quiescent
+from tests.harness.quiescence import wait_quiescent, wait_quiescent_and_seen
 from tests.harness.reporter_pgp import ReporterGpg
 from tests.harness.signed_mail import assert_signed, bot_public_key, opened
 from tests.integration.conftest import MakeDeployment
@@ -325,7 +325,7 @@ async def test_outcomes_mail_once_refusals_change_nothing_and_reopen_restores(
         assert "Beste Sam Finder," in body
         assert "we dat we de behandeling ervan hebben gestopt." in body
 
-        await wait_quiescent(d.db_path)
+        await wait_quiescent_and_seen(d.db_path, d.team, d.room_id)
         assert len(d.smtp.messages) == 8
         assert len({m.message["Message-ID"] for m in d.smtp.messages}) == 8
         assert d.team.undecryptable(d.room_id) == []

@@ -173,7 +173,10 @@ async def test_credit_consent_reward_ibd_publication_and_advisory(
     [shared] = mails_to(d, ibd.address)
     assert shared.message["Subject"] == f"[{case_a}] Melding kwetsbaarheid voor de IBD TLP:RED"
     assert shared.message.get_content_type() == "multipart/encrypted"
-    assert b"Sam" not in shared.raw and b"XSS in permit search" not in shared.raw
+    # Needles that cannot occur in ASCII armor by chance (a space, "@", "<"): a bare "Sam"
+    # turns up in about 1 % of random armors.
+    for clear in (b"Sam <", b"Sam Finder", b"sam@finder.example", b"XSS in permit search"):
+        assert clear not in shared.raw, clear
     # Decrypted with the IBD's key, signed by the bot's.
     result = opened(ibd, shared)
     body = assert_signed(result, d, encrypted=True)

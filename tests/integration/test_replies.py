@@ -31,6 +31,7 @@ from storage.db import Database
 from tests.harness.bot import CvdDeployment
 from tests.harness.in_process import RunningBot, ShiftedClock, wait_until_sent
 from tests.harness.person import Person, ReceivedMessage
+from tests.harness.quiescence import wait_seen
 from tests.harness.reporter_pgp import ReporterGpg
 from tests.harness.signed_mail import assert_signed, bot_public_key, opened
 from tests.harness.smtp import ReceivedMail
@@ -257,7 +258,7 @@ async def test_reply_send_update_lang_and_the_update_warning(
                 d.room_id,
                 lambda m, r=root: m.thread_root == r.event_id and "no update for" in m.body,
             )
-        await d.team.wait_for_sync(2)
+        await wait_seen(d.db_path, d.team, d.room_id)
         for root, case in ((root_e, case_e), (root_d, case_d)):
             warnings = [m for m in in_thread(d.team, d.room_id, root) if "no update" in m.body]
             assert len(warnings) == 1, [w.body for w in warnings]

@@ -25,7 +25,7 @@ from tests.conftest import MakePerson
 from tests.harness.bot import CvdDeployment
 from tests.harness.in_process import RunningBot
 from tests.harness.person import Person, ReceivedMessage
-from tests.harness.quiescence import wait_quiescent_and_seen
+from tests.harness.quiescence import wait_quiescent_and_seen, wait_seen
 from tests.integration.conftest import MakeDeployment
 from tests.integration.sample_mails import ENGLISH_BODY, report
 
@@ -199,6 +199,7 @@ async def test_kicked_and_public_room_hold_posts_alert_managers_and_resume_once(
         d.room_id, lambda m: m.thread_root == root_c.event_id and f"{case_c}: new" in m.body
     )
     await wait_quiescent_and_seen(d.db_path, d.team, d.room_id)
+    await wait_seen(d.db_path, boss, digest_room, case_room=d.room_id)
 
     # Counted when nothing is left to send.
     for subject in ("Open redirect in login", "Directory listing", "Stack trace on error page"):

@@ -15,7 +15,6 @@ assess half Thu 09:30, one day left Mon 9 Nov 09:00, overdue Mon 17:00.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -30,8 +29,9 @@ from bot.config import load_config
 from bot.failpoints import Failpoints
 from storage.db import Database
 from tests.conftest import MakePerson
-from tests.harness.in_process import RunningBot, ShiftedClock
+from tests.harness.in_process import RunningBot, ShiftedClock, wait_until_sent
 from tests.harness.person import Person, ReceivedMessage
+from tests.harness.quiescence import wait_seen
 from tests.integration.conftest import MakeDeployment
 from tests.integration.sample_mails import ENGLISH_BODY, report
 
@@ -149,7 +149,10 @@ async def test_warnings_once_across_restart_and_downtime_paused_case_quiet(
     assert f"https://matrix.to/#/{room}/{root_a.event_id}" in digest.body
     chart = await wait_for(boss, managers_room, lambda m: m.content.get("msgtype") == "m.image")
     await bot.app.scheduler.tick_sla()
-    await asyncio.sleep(2)
+    # Everything queued is out and both rooms seen whole: a repeated point would be counted.
+    await wait_until_sent(d.db_path)
+    await wait_seen(d.db_path, team, room)
+    await wait_seen(d.db_path, boss, managers_room, case_room=room)
     assert await bot.stop() == 0
 
     # Each point exactly once, in four messages; nothing at all for the paused case B.

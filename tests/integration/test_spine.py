@@ -11,7 +11,7 @@ from email import message_from_bytes, policy
 
 from tests.harness.bot import CvdDeployment
 from tests.harness.person import Person, ReceivedMessage
-from tests.harness.quiescence import wait_mail_read, wait_quiescent_and_seen
+from tests.harness.quiescence import wait_mail_read, wait_quiescent, wait_quiescent_and_seen
 from tests.integration.conftest import MakeDeployment
 from tests.integration.sample_mails import DUTCH_BODY, ENGLISH_BODY, report
 
@@ -165,6 +165,7 @@ async def test_outsider_is_refused_and_help_lists_commands(
     await d.team.send(d.room_id, "!status", thread_root=root.event_id)
     status = await wait_in_thread(d.team, d.room_id, root, ": new")
     assert "Acknowledge by" in status.body
+    await wait_quiescent(d.db_path)
     assert d.smtp.messages == []
 
     await d.team.send(d.room_id, "!help", thread_root=root.event_id)
@@ -185,6 +186,7 @@ async def test_outsider_is_refused_and_help_lists_commands(
     assert "severity must be one of" in usage.body
     await d.team.send(d.room_id, "!fixed", thread_root=root.event_id)
     await wait_in_thread(d.team, d.room_id, root, "run !ack and !assess first")
+    await wait_quiescent(d.db_path)
     assert d.smtp.messages == []
 
 

@@ -103,7 +103,7 @@ async def test_mailbox_restarted_renumbered_and_silent_loses_no_mail(
         await wait_root(d, "Sent during the mailbox restart")
         await wait_root(d, "Sent after the mailbox restart")
         assert "IMAP connection lost" in bot.log_since_start()
-        assert reconnected_after < 10, f"reconnected {reconnected_after:.1f} s after the restart"
+        assert reconnected_after < 20, f"reconnected {reconnected_after:.1f} s after the restart"
 
         # 2. The folder recreated (new UIDVALIDITY), the first report in it again with the
         # same Message-ID, and a new one: the folder is read again, nothing doubles.
