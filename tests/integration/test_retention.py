@@ -17,6 +17,7 @@ sends in real time are never "from before the bot came back".
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import sqlite3
@@ -134,8 +135,11 @@ async def figures(db: Database, until: datetime) -> list[tuple[int, int]]:
     return result
 
 
-def export(d: CvdDeployment, case: str, fmt: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+async def export(d: CvdDeployment, case: str, fmt: str) -> subprocess.CompletedProcess[str]:
+    """`cvdbot export` in a thread: the bot runs in this event loop, and a blocked loop
+    could hold the database's write lock past the export's busy timeout."""
+    return await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "bot", "export", "--config", str(d.config_path), case]
         + ["--format", fmt],
         capture_output=True,
@@ -248,21 +252,21 @@ async def test_close_hold_delete_redact_and_export(
         assert "Content-Language: nl" in str(signed_b.message)
 
         # The records before deletion: JSON and Markdown with the audit log and the mails.
-        as_json = export(d, case_b, "json")
+        as_json = await export(d, case_b, "json")
         assert as_json.returncode == 0, as_json.stderr
         record = json.loads(as_json.stdout)
         kinds = [entry["kind"] for entry in record["audit_log"]]
         assert kinds[0] == "opened" and "retention_held" in kinds and "closed" in kinds
         assert any("walrus-4412-pasje" in mail["text"] for mail in record["mails"])
-        as_md = export(d, case_b, "markdown")
+        as_md = await export(d, case_b, "markdown")
         assert as_md.returncode == 0, as_md.stderr
         assert as_md.stdout.startswith(f"# {case_b}: {SUBJECT_B}")
         assert "## Audit log" in as_md.stdout and "| retention_held |" in as_md.stdout
-        export_a = json.loads(export(d, case_a, "json").stdout)
+        export_a = json.loads((await export(d, case_a, "json")).stdout)
         assert any(
             m["read_as"] == "decrypted" and "zebra-7731" in m["text"] for m in export_a["mails"]
         )
-        unknown = export(d, "CVD-1999-0001", "json")
+        unknown = await export(d, "CVD-1999-0001", "json")
         assert unknown.returncode == 2 and "no case CVD-1999-0001" in unknown.stderr
 
         needles_a = [
