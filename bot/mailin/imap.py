@@ -13,6 +13,8 @@ import contextlib
 import logging
 import re
 import ssl
+import time
+from collections.abc import Awaitable
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +35,14 @@ MAX_BACKOFF_SECONDS = 60.0
 # connection counts as dead.
 REPLY_TIMEOUT_SECONDS = 30.0
 POLL_SECONDS = 30.0
+# A FETCH of one mail that fails (the server answers NO, or ends the connection with BYE,
+# as Dovecot does for a mail file it cannot read, or never answers) is asked again at every
+# reconnect: the cause may be passing (a server restarting, a store briefly locked, the
+# network). When it has failed for this long and at least FETCH_PASS_AFTER_TRIES times, the
+# UID is passed, so one unreadable mail cannot stall the folder: the case room is told
+# (`MailIntake.unread`) and the mail stays in the mailbox.
+FETCH_PASS_AFTER_SECONDS = 600.0
+FETCH_PASS_AFTER_TRIES = 3
 _UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)")
 _EXISTS = re.compile(rb"^(\* )?\d+ EXISTS")
 _INTERNALDATE = re.compile(rb'INTERNALDATE "([^"]+)"')
@@ -46,17 +56,22 @@ class ConnectionClosedError(ImapError):
     """The server closed the connection (EOF, or a BYE while idling)."""
 
 
-# Faults of the connection (the server refused a command, or went away), the disk or the
-# database, not of the mail being read: they end the session and the mail is read again
-# after the reconnect, never counted against it.
-_NOT_THE_MAILS_FAULT = (
+class FetchRefused(ImapError):
+    """The server answered a FETCH of one UID with NO (or BAD)."""
+
+
+# Faults of the connection: the server refused a command, went away or went silent.
+_CONNECTION_FAULTS = (
     OSError,
     TimeoutError,
     ImapError,
     aioimaplib.Abort,
     aioimaplib.CommandTimeout,
-    StorageUnavailable,
 )
+# Faults of the connection, the disk or the database, not of the mail being read: they end
+# the session and the mail is read again after the reconnect, never counted against it
+# (a FETCH that keeps failing is the exception: see FETCH_PASS_AFTER_SECONDS).
+_NOT_THE_MAILS_FAULT = (*_CONNECTION_FAULTS, StorageUnavailable)
 
 
 class _WatchfulProtocol(aioimaplib.IMAP4ClientProtocol):
@@ -72,6 +87,7 @@ class _WatchfulProtocol(aioimaplib.IMAP4ClientProtocol):
         self.exists_seen = asyncio.Event()
         # Set on EOF or a reset: aioimaplib itself leaves a pending IDLE waiting forever.
         self.closed = asyncio.Event()
+        self.goodbye = ""
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed.set()
@@ -80,6 +96,10 @@ class _WatchfulProtocol(aioimaplib.IMAP4ClientProtocol):
     def _untagged_response(self, line: bytes) -> Any:
         if _EXISTS.search(line):
             self.exists_seen.set()
+        if line.startswith((b"BYE", b"* BYE")):
+            # The server's last words before it hangs up: why, for the log and the room.
+            text = bytes(line).removeprefix(b"* ").decode("ascii", "replace")
+            self.goodbye = "".join(c if c.isprintable() else "?" for c in text)[:200]
         return super()._untagged_response(line)
 
 
@@ -112,6 +132,9 @@ class ImapSource:
         # Failures per (UIDVALIDITY, UID) that were not the connection's: a mail is read
         # again after the first, and passed (quarantined) after the second.
         self._failures: dict[tuple[int, int], int] = {}
+        # FETCHes of a (UIDVALIDITY, UID) that failed: when first, and how many times; see
+        # FETCH_PASS_AFTER_SECONDS.
+        self._fetch_failed: dict[tuple[int, int], tuple[float, int]] = {}
         self._config = config
         self._db = db
         self._intake = intake
@@ -145,14 +168,9 @@ class ImapSource:
                         "mailbox and is read again in %.0f s",
                         backoff,
                     )
-                elif isinstance(
-                    exc,
-                    OSError
-                    | TimeoutError
-                    | ImapError
-                    | aioimaplib.Abort
-                    | aioimaplib.CommandTimeout,
-                ):
+                elif isinstance(exc, FetchRefused):
+                    log.warning("%s; asking again in %.0f s", exc, backoff)
+                elif isinstance(exc, _CONNECTION_FAULTS):
                     log.warning(
                         "IMAP connection lost (%s); reconnecting in %.0f s", _describe(exc), backoff
                     )
@@ -307,7 +325,9 @@ class ImapSource:
         """
         lines: list[Any] = []
         try:
-            fetched = _ok(await imap.uid("fetch", str(uid), "(INTERNALDATE BODY.PEEK[])"), "fetch")
+            fetched = await self._fetch(imap, uidvalidity, uid)
+            if fetched is None:
+                return
             lines = fetched.lines
             raw, received = _fetched_message(lines)
             if raw is None:
@@ -327,6 +347,43 @@ class ImapSource:
             await self._intake.quarantine(
                 _fetched_raw(lines), f"reading it raised {name}", source="imap", imap_uid=uid
             )
+
+    async def _fetch(self, imap: _Imap, uidvalidity: int, uid: int) -> aioimaplib.Response | None:
+        """FETCH one mail; None when it has failed long enough to be passed (see
+        FETCH_PASS_AFTER_SECONDS). A failure before that ends the session, as any
+        connection fault does, and the mail is asked for again after the reconnect."""
+        key = (uidvalidity, uid)
+        try:
+            fetched = await _unless_closed(
+                imap, imap.uid("fetch", str(uid), "(INTERNALDATE BODY.PEEK[])"), f"UID {uid}"
+            )
+            if fetched.result != "OK":
+                raise FetchRefused(
+                    f"IMAP UID {uid}: the server refused to hand it out ({_server_text(fetched)})"
+                )
+        except _CONNECTION_FAULTS as exc:
+            now = time.monotonic()
+            first, tries = self._fetch_failed.get(key, (now, 0))
+            tries += 1
+            if tries < FETCH_PASS_AFTER_TRIES or now - first < FETCH_PASS_AFTER_SECONDS:
+                self._fetch_failed[key] = (first, tries)
+                raise
+            del self._fetch_failed[key]
+            last = _describe(exc)
+        else:
+            self._fetch_failed.pop(key, None)
+            return fetched
+        minutes = max(1, round((now - first) / 60))
+        log.error("IMAP UID %s: could not be fetched in %d tries; passed", uid, tries)
+        await self._intake.unread(
+            imap_uid=uid,
+            uidvalidity=uidvalidity,
+            reason=(
+                f"the mail server would not hand it out ({tries} tries in {minutes} min;"
+                f" the last: {last})"
+            ),
+        )
+        return None
 
     async def _take(
         self, raw: bytes, uid: int, received: datetime | None, *, imported: bool
@@ -439,6 +496,33 @@ def _fetched_raw(lines: list[Any]) -> bytes:
         if isinstance(line, bytearray):
             return bytes(line)
     return b"\r\n".join(bytes(line) for line in lines if isinstance(line, bytes | bytearray))
+
+
+async def _unless_closed(
+    imap: _Imap, command: Awaitable[aioimaplib.Response], what: str
+) -> aioimaplib.Response:
+    """A command's answer, or ConnectionClosedError as soon as the server hangs up:
+    aioimaplib leaves a command pending until its timeout when the connection ends (Dovecot
+    sends BYE and closes when it cannot read a mail's file)."""
+    protocol = imap.protocol
+    answer = asyncio.ensure_future(command)
+    closed = asyncio.ensure_future(protocol.closed.wait())
+    try:
+        done, _ = await asyncio.wait({answer, closed}, return_when=asyncio.FIRST_COMPLETED)
+        if answer in done:
+            return answer.result()
+        goodbye = f" ({protocol.goodbye})" if protocol.goodbye else ""
+        raise ConnectionClosedError(f"the server closed the connection at {what}{goodbye}")
+    finally:
+        for pending in (answer, closed):
+            pending.cancel()
+
+
+def _server_text(answer: aioimaplib.Response) -> str:
+    """The server's words on a refused command ("NO [SERVERBUG] …"), printable and short."""
+    words = b" ".join(bytes(line) for line in answer.lines if isinstance(line, bytes))
+    text = "".join(c if c.isprintable() else "?" for c in words.decode("ascii", "replace"))
+    return f"{answer.result} {text}".strip()[:200]
 
 
 def _parse_internaldate(value: str) -> datetime | None:

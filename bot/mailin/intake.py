@@ -162,6 +162,13 @@ class MailIntake:
         digest = hashlib.sha256(raw).hexdigest()
         return await self._quarantine(raw, digest, reason, source, received_at, imap_uid)
 
+    async def unread(self, *, imap_uid: int, uidvalidity: int, reason: str) -> IntakeResult:
+        """Record a mail the mail server would not hand out: nothing of it can be stored, so
+        the quarantine keeps its place (keyed by UID, not by content) and the room is told
+        once where it still is."""
+        digest = hashlib.sha256(f"unread IMAP UID {uidvalidity}/{imap_uid}".encode()).hexdigest()
+        return await self._quarantine(b"", digest, reason, "imap", None, imap_uid, stored=False)
+
     async def _quarantine(
         self,
         raw: bytes,
@@ -170,6 +177,8 @@ class MailIntake:
         source: str,
         received_at: datetime | None,
         imap_uid: int | None,
+        *,
+        stored: bool = True,
     ) -> IntakeResult:
         """Store the mail raw, and tell the case room once what was wrong with it."""
         now = self._setup.clock.now()
@@ -186,7 +195,9 @@ class MailIntake:
                 now=now,
             )
             if new:
-                text = quarantine_notice(number, reason, len(raw), sender, subject, imap_uid)
+                text = quarantine_notice(
+                    number, reason, len(raw), sender, subject, imap_uid, stored=stored
+                )
                 await post_to_room(
                     conn,
                     self._setup.config.matrix.case_room,

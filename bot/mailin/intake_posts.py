@@ -243,12 +243,22 @@ def quarantine_notice(
     sender: str | None,
     subject: str | None,
     imap_uid: int | None,
+    *,
+    stored: bool = True,
 ) -> Post:
-    """The case room's notice about a quarantined mail: what was wrong, how to find it."""
+    """The case room's notice about a quarantined mail: what was wrong, how to find it.
+    `stored` False: the server never handed the mail out, only its place is known."""
     where = f", IMAP UID {imap_uid}" if imap_uid is not None else ""
+    kept = (
+        f"It is stored whole ({size_text(size)}{where}) and will not be read again."
+        if stored
+        else f"Nothing of it could be stored; it is still in the mailbox (IMAP UID {imap_uid})"
+        " and will not be read again by itself: once the server hands it out, pipe it into"
+        " `cvdbot ingest`."
+    )
     lines = [
         f"⚠️ {QUARANTINED} #{number}) and opened no case: {reason}.",
-        f"It is stored whole ({size_text(size)}{where}) and will not be read again.",
+        kept,
         f"From: {sender or 'unknown'}",
         f"Subject: {shorten(subject, 200) if subject else '(none)'}",
     ]

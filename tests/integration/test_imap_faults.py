@@ -248,3 +248,72 @@ async def test_a_fetch_without_answer_times_out_and_the_loop_reconnects(
         assert subjects == [("Before the silence",), ("Fetched into the silence",)]
     finally:
         proxy.close()
+
+
+def message_file(mailbox: Mailbox, marker: bytes) -> Path:
+    """The maildir file holding `marker` now (Dovecot moves it from new/ to cur/)."""
+    folder = mailbox.dovecot.mail_root / mailbox.user
+    [path] = [p for p in folder.glob("*/*") if p.is_file() and marker in p.read_bytes()]
+    return path
+
+
+def unreadable_on_the_server(mailbox: Mailbox, marker: bytes) -> None:
+    """Make the message file holding `marker` unreadable for Dovecot's mail user, as a
+    damaged mail store would be: Dovecot answers its FETCH with BYE and hangs up."""
+    message_file(mailbox, marker).chmod(0)
+
+
+async def test_a_mail_the_server_cannot_hand_out_is_asked_again_then_passed_with_a_notice(
+    mailbox: Mailbox, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: the FETCH waited 30 s for an answer on a connection Dovecot had closed, then
+    counted as a connection fault, and the folder stalled on that UID for ever. Now the
+    hang-up is noticed at once, the mail asked for again at every reconnect, and passed with
+    a notice once it failed FETCH_PASS_AFTER_TRIES times over FETCH_PASS_AFTER_SECONDS
+    (600 s; here 3 s)."""
+    caplog.set_level(logging.INFO)
+    mailbox.append(report(subject="Damaged in the store", body=ENGLISH_BODY))
+    mailbox.append(report(subject="The next report", body=ENGLISH_BODY))
+    unreadable_on_the_server(mailbox, b"Damaged in the store")
+    monkeypatch.setattr(imap_module, "FETCH_PASS_AFTER_SECONDS", 3.0)
+
+    began = time.monotonic()
+    await read_until(mailbox.config(), 2)
+
+    took = time.monotonic() - began
+    assert 3.0 <= took < 15, f"asked again until the limit, not passed at once: {took:.1f} s"
+    hang_up = "the server closed the connection at UID 1 (BYE FETCH failed: Internal error"
+    assert caplog.text.count(hang_up) >= 3, caplog.text
+    [(raw, size, uid, reason)] = mailbox.rows("SELECT raw, size, imap_uid, reason FROM quarantine")
+    assert (raw, size, uid) == (b"", 0, 1)
+    assert reason.startswith("the mail server would not hand it out (3 tries in 1 min;"), reason
+    assert hang_up in reason
+    assert mailbox.notices() == 1
+    assert "still in the mailbox (IMAP UID 1)" in mailbox.posts()
+    assert mailbox.rows("SELECT subject FROM cases") == [("The next report",)]
+
+
+async def test_a_mail_the_server_hands_out_again_is_read_as_any_other(
+    mailbox: Mailbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failing FETCH can be passing: once the server hands the mail out, it becomes a
+    case as any other, and nothing is quarantined."""
+    caplog.set_level(logging.INFO)
+    mailbox.append(report(subject="Briefly locked in the store", body=ENGLISH_BODY))
+    marker = b"Briefly locked in the store"
+    unreadable_on_the_server(mailbox, marker)
+
+    async def served_again() -> None:
+        while "the server closed the connection at UID 1" not in caplog.text:
+            await asyncio.sleep(0.05)
+        # Root reads it whatever its mode; Dovecot's mail user then can again.
+        message_file(mailbox, marker).chmod(0o600)
+
+    back = asyncio.create_task(served_again())
+    try:
+        await read_until(mailbox.config(), 1)
+    finally:
+        back.cancel()
+    assert "the server closed the connection at UID 1" in caplog.text
+    assert mailbox.rows("SELECT subject FROM cases") == [("Briefly locked in the store",)]
+    assert mailbox.rows("SELECT COUNT(*) FROM quarantine") == [(0,)]
