@@ -22,11 +22,17 @@ from bot.mailin.intake_posts import QUARANTINED, UNDECRYPTABLE
 from bot.pgp.gpg import MIN_S2K_COUNT, Pgp
 from tests.harness import hostile_mails
 from tests.harness.reporter_pgp import ReporterGpg
+from tests.integration.sample_mails import ENGLISH_BODY, report
 
 ROOT = Path(__file__).resolve().parents[2]
 BOT_ADDRESS = "security@haaksbergen.example"
 BOT_PASS = "bot-passphrase"
+# Each hostile mail is read in under 5 s; on a machine loaded by other work, in under 4
+# times what a plain report costs right then (process start, gpg, SQLite: about 1 s when
+# quiet). The costs these tests guard against were 18 times that and more (3,000 parts took
+# 22 s; a 200,000-character subject did not finish in 30 s).
 SECONDS = 5.0
+LOADED_RATIO = 4.0
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,21 @@ class Ingest:
         )
         return result, time.monotonic() - start
 
+    def assert_quick(self, seconds: float) -> None:
+        """Under SECONDS, or under LOADED_RATIO plain reports' time measured now (in a
+        database of its own, so this test's counts stay as they are)."""
+        if seconds < SECONDS:
+            return
+        plain, plain_seconds = self(
+            report(subject="A plain report", body=ENGLISH_BODY),
+            CVDBOT_STORAGE__PATH=str(self.database.with_name("baseline.sqlite3")),
+        )
+        assert plain.returncode == 0, plain.stderr
+        assert seconds < LOADED_RATIO * plain_seconds, (
+            f"{seconds:.1f} s: over {SECONDS} s and {seconds / plain_seconds:.1f} times a plain"
+            f" report's {plain_seconds:.1f} s"
+        )
+
     def rows(self, sql: str, *args: object) -> list[tuple[object, ...]]:
         with sqlite3.connect(self.database) as conn:
             return conn.execute(sql, args).fetchall()
@@ -102,12 +123,12 @@ def ingest(tmp_path: Path, keys: Keys) -> Iterator[Ingest]:
     subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False)
 
 
-def test_a_200000_character_subject_opens_its_case_in_under_5_s(ingest: Ingest) -> None:
+def test_a_200000_character_subject_opens_its_case_quickly(ingest: Ingest) -> None:
     """Item 4: before, 40,000 characters took 10 s and 200,000 did not finish in 30 s."""
     result, seconds = ingest(hostile_mails.long_subject(200_000))
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("new_case CVD-"), result.stdout
-    assert seconds < SECONDS, seconds
+    ingest.assert_quick(seconds)
     assert any(
         "Subject header field (200010 bytes) was cut" in n for n in ingest.notes_of_last_mail()
     )
@@ -116,26 +137,26 @@ def test_a_200000_character_subject_opens_its_case_in_under_5_s(ingest: Ingest) 
 def test_a_5_mb_header_line_is_cut_and_the_team_is_told(ingest: Ingest) -> None:
     result, seconds = ingest(hostile_mails.long_header(5_000_000))
     assert result.returncode == 0 and result.stdout.startswith("new_case"), result.stderr
-    assert seconds < SECONDS, seconds
+    ingest.assert_quick(seconds)
     assert "X-Long header field (5000008 bytes) was cut to 65536 bytes" in ingest.posts()
     stored = ingest.rows("SELECT length(raw) FROM mails")[0][0]
     assert stored == len(hostile_mails.long_header(5_000_000)), "the raw mail is kept whole"
 
 
-def test_3000_parts_are_read_in_under_5_s_and_only_some_posted(ingest: Ingest) -> None:
+def test_3000_parts_are_read_quickly_and_only_some_posted(ingest: Ingest) -> None:
     result, seconds = ingest(hostile_mails.many_parts(3000))
     assert result.returncode == 0 and result.stdout.startswith("new_case"), result.stderr
-    assert seconds < SECONDS, seconds
+    ingest.assert_quick(seconds)
     media = ingest.rows("SELECT count(*) FROM outbox WHERE idem_key LIKE 'media:%'")[0][0]
     assert media == 20, "limits.max_attachments_in_thread"
     posts = ingest.posts()
     assert "2999 attachments" in posts and "… and 2949 more, kept in the store" in posts
 
 
-def test_60_nested_forwarded_mails_are_read_in_under_5_s(ingest: Ingest) -> None:
+def test_60_nested_forwarded_mails_are_read_quickly(ingest: Ingest) -> None:
     result, seconds = ingest(hostile_mails.nested_messages(60))
     assert result.returncode == 0 and result.stdout.startswith("new_case"), result.stderr
-    assert seconds < SECONDS, seconds
+    ingest.assert_quick(seconds)
 
 
 def test_a_compressed_pgp_message_is_stopped_past_the_limit(ingest: Ingest, keys: Keys) -> None:
@@ -143,7 +164,7 @@ def test_a_compressed_pgp_message_is_stopped_past_the_limit(ingest: Ingest, keys
     bomb = hostile_mails.compression_bomb(keys.reporter, keys.fingerprint, 300_000_000)
     result, seconds = ingest(bomb)
     assert result.returncode == 0 and result.stdout.startswith("new_case"), result.stderr
-    assert seconds < SECONDS, seconds
+    ingest.assert_quick(seconds)
     posts = ingest.posts()
     assert UNDECRYPTABLE in posts and "expands past the limit of" in posts, posts
     assert "limits.max_decrypted_bytes" in posts
@@ -157,7 +178,7 @@ def test_a_mail_that_kills_the_intake_twice_is_quarantined(ingest: Ingest) -> No
         assert result.returncode == -9, result.stderr
     result, seconds = ingest(mail, CVDBOT_FAILPOINTS="intake.before_store")
     assert result.returncode == 0 and result.stdout.startswith("quarantined -"), result.stderr
-    assert seconds < SECONDS, seconds
+    ingest.assert_quick(seconds)
     assert ingest.rows("SELECT count(*) FROM cases")[0][0] == 0
     quarantined = ingest.rows("SELECT raw, reason FROM quarantine")
     assert quarantined == [
@@ -186,7 +207,7 @@ def test_parts_beyond_max_mime_parts_are_not_read_and_the_team_is_told(ingest: I
     98 attachments are read and the other 2,901 parts are not."""
     result, seconds = ingest(hostile_mails.many_parts(3000), CVDBOT_LIMITS__MAX_MIME_PARTS="100")
     assert result.returncode == 0 and result.stdout.startswith("new_case"), result.stderr
-    assert seconds < SECONDS, seconds
+    ingest.assert_quick(seconds)
     told = "more than 100 MIME parts; only the first 100 were read (limits.max_mime_parts)"
     assert told in ingest.notes_of_last_mail()
     posts = ingest.posts()
@@ -207,7 +228,7 @@ def test_header_fields_beyond_max_header_bytes_are_left_out_and_the_team_is_told
     mail = hostile_mails.many_header_fields(20_000, automatic)
     result, seconds = ingest(mail)
     assert result.returncode == 0 and result.stdout.startswith("new_case"), result.stderr
-    assert seconds < SECONDS, seconds
+    ingest.assert_quick(seconds)
     left_out = [n for n in ingest.notes_of_last_mail() if "(limits.max_header_bytes)" in n]
     assert left_out == [
         "3092 header fields beyond 1048576 bytes of header were left out (limits.max_header_bytes)"
