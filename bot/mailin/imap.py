@@ -16,7 +16,7 @@ import ssl
 import time
 from collections.abc import Awaitable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import aioimaplib
 
@@ -28,6 +28,7 @@ from storage import sync_state
 from storage.db import Database, StorageUnavailable
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # The reconnect back-off: 1 s after the first failure, doubling up to this.
 MAX_BACKOFF_SECONDS = 60.0
@@ -246,7 +247,7 @@ class ImapSource:
                 left = deadline - asyncio.get_running_loop().time()
                 if left <= 0:
                     break
-                push = asyncio.ensure_future(imap.wait_server_push(timeout=left))
+                push = _quiet(asyncio.ensure_future(imap.wait_server_push(timeout=left)))
                 done, _ = await asyncio.wait({push, closed}, return_when=asyncio.FIRST_COMPLETED)
                 if closed in done:
                     push.cancel()
@@ -498,6 +499,20 @@ def _fetched_raw(lines: list[Any]) -> bytes:
     return b"\r\n".join(bytes(line) for line in lines if isinstance(line, bytes | bytearray))
 
 
+def _quiet(task: asyncio.Future[T]) -> asyncio.Future[T]:
+    """`task`, whose exception is retrieved however it ends. A task left behind by a
+    cancelled session (an IDLE push wait, a FETCH) may still end with an error (its own
+    timeout, the closed connection) that nobody awaits; asyncio would log it as an ERROR,
+    "Task exception was never retrieved", long after, from the garbage collector."""
+
+    def retrieve(done: asyncio.Future[T]) -> None:
+        if not done.cancelled():
+            done.exception()
+
+    task.add_done_callback(retrieve)
+    return task
+
+
 async def _unless_closed(
     imap: _Imap, command: Awaitable[aioimaplib.Response], what: str
 ) -> aioimaplib.Response:
@@ -505,7 +520,7 @@ async def _unless_closed(
     aioimaplib leaves a command pending until its timeout when the connection ends (Dovecot
     sends BYE and closes when it cannot read a mail's file)."""
     protocol = imap.protocol
-    answer = asyncio.ensure_future(command)
+    answer = _quiet(asyncio.ensure_future(command))
     closed = asyncio.ensure_future(protocol.closed.wait())
     try:
         done, _ = await asyncio.wait({answer, closed}, return_when=asyncio.FIRST_COMPLETED)
