@@ -99,8 +99,7 @@ class _WatchfulProtocol(aioimaplib.IMAP4ClientProtocol):
             self.exists_seen.set()
         if line.startswith((b"BYE", b"* BYE")):
             # The server's last words before it hangs up: why, for the log and the room.
-            text = bytes(line).removeprefix(b"* ").decode("ascii", "replace")
-            self.goodbye = "".join(c if c.isprintable() else "?" for c in text)[:200]
+            self.goodbye = _printable(bytes(line).removeprefix(b"* "))
         return super()._untagged_response(line)
 
 
@@ -536,8 +535,13 @@ async def _unless_closed(
 def _server_text(answer: aioimaplib.Response) -> str:
     """The server's words on a refused command ("NO [SERVERBUG] …"), printable and short."""
     words = b" ".join(bytes(line) for line in answer.lines if isinstance(line, bytes))
-    text = "".join(c if c.isprintable() else "?" for c in words.decode("ascii", "replace"))
-    return f"{answer.result} {text}".strip()[:200]
+    return _printable(answer.result.encode("ascii", "replace") + b" " + words)
+
+
+def _printable(words: bytes) -> str:
+    """A server's words as one short printable line, for the log and the case room."""
+    text = words.decode("ascii", "replace").strip()
+    return "".join(c if c.isprintable() else "?" for c in text)[:200]
 
 
 def _parse_internaldate(value: str) -> datetime | None:
