@@ -15,7 +15,7 @@ from collections import Counter
 
 from tests.harness.bot import BotProcess, CvdDeployment
 from tests.harness.person import ReceivedMessage
-from tests.harness.quiescence import wait_mail_read, wait_quiescent
+from tests.harness.quiescence import wait_mail_read, wait_quiescent, wait_seen
 from tests.harness.synapse import SynapseServer
 from tests.integration.conftest import MakeDeployment
 from tests.integration.sample_mails import ENGLISH_BODY, report
@@ -39,25 +39,6 @@ def count(d: CvdDeployment, sql: str) -> int:
 
 def is_root(m: ReceivedMessage) -> bool:
     return m.thread_root is None and "New report" in m.body
-
-
-async def wait_seen(d: CvdDeployment, event_ids: list[str], timeout: float) -> None:
-    """Until the team member's client has decrypted every one of `event_ids`. A post it
-    cannot decrypt counts as seen but not decrypted: the assertion after says which."""
-    wanted = set(event_ids)
-    deadline = time.monotonic() + timeout
-    while True:
-        decrypted = {m.event_id for m in d.team.messages(d.room_id)}
-        if wanted <= decrypted:
-            return
-        undecryptable = {e.event_id for e in d.team.undecryptable(d.room_id)}
-        if time.monotonic() > deadline:
-            missing = wanted - decrypted - undecryptable
-            raise AssertionError(
-                f"of {len(wanted)} posts the team member decrypted {len(wanted & decrypted)}; "
-                f"undecryptable {sorted(wanted & undecryptable)}; never seen {sorted(missing)}"
-            )
-        await asyncio.sleep(0.2)
 
 
 async def wait_log(bot: BotProcess, text: str, timeout: float) -> None:
@@ -110,7 +91,7 @@ async def test_synapse_restarted_mid_burst_one_thread_each_every_post_decryptabl
     await wait_mail_read(d.db_path, max(uids))
     await wait_quiescent(d.db_path, timeout=60)
     events = sent_events(d)
-    await wait_seen(d, events, timeout=30)
+    await wait_seen(d.db_path, d.team, d.room_id, timeout=30)
 
     assert bot.process is not None and bot.process.poll() is None
     posts = [m for m in d.team.messages(d.room_id) if m.sender == d.bot_user]
